@@ -1,0 +1,1 @@
+"""Sandbox backends. This package knows nothing of Django: it takes plain arguments."""
