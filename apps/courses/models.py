@@ -1,0 +1,154 @@
+"""Courses, modules, labs and steps: a copy of the files under content/, kept by load_content.
+The files are the source of truth; only StepProgress is written by students."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
+
+
+class Course(models.Model):
+    slug = models.SlugField(unique=True)
+    title = models.CharField(max_length=200)
+    title_en = models.CharField(max_length=200, blank=True)
+    summary = models.TextField(blank=True)
+    summary_en = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["slug"]
+        verbose_name = _("course")
+        verbose_name_plural = _("courses")
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def display_title(self) -> str:
+        return _localized(self.title, self.title_en)
+
+    @property
+    def display_summary(self) -> str:
+        return _localized(self.summary, self.summary_en)
+
+    def get_absolute_url(self) -> str:
+        return reverse("courses:course", args=[self.slug])
+
+
+class Module(models.Model):
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="modules")
+    slug = models.SlugField()
+    number = models.PositiveIntegerField()
+    title = models.CharField(max_length=200)
+    title_en = models.CharField(max_length=200, blank=True)
+    summary = models.TextField(blank=True)
+    body_html = models.TextField(blank=True)
+    #: [(anchor, heading)] of the lesson's second-level headings.
+    toc = models.JSONField(default=list, blank=True)
+    source_dir = models.CharField(max_length=500)
+
+    class Meta:
+        ordering = ["course", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["course", "slug"], name="unique_module_slug")
+        ]
+        verbose_name = _("module")
+        verbose_name_plural = _("modules")
+
+    def __str__(self) -> str:
+        return f"{self.number}. {self.title}"
+
+    @property
+    def display_title(self) -> str:
+        return _localized(self.title, self.title_en)
+
+    def get_absolute_url(self) -> str:
+        return reverse("courses:module", args=[self.course.slug, self.slug])
+
+
+class LabKind(models.TextChoices):
+    CONTAINER = "container", _("Container")
+    VM = "vm", _("Virtual machine")
+
+
+class LabStatus(models.TextChoices):
+    READY = "ready", _("Ready")
+    PLANNED = "planned", _("Planned")
+
+
+class Lab(models.Model):
+    module = models.ForeignKey(Module, on_delete=models.CASCADE, related_name="labs")
+    slug = models.SlugField()
+    order = models.PositiveIntegerField(default=0)
+    title = models.CharField(max_length=200)
+    summary = models.TextField(blank=True)
+    plan = models.TextField(blank=True)
+    kind = models.CharField(max_length=16, choices=LabKind.choices)
+    status = models.CharField(max_length=16, choices=LabStatus.choices)
+    #: Container image or VM template name.
+    environment = models.CharField(max_length=200)
+    #: Has a Dockerfile of its own, built FROM a local image.
+    dockerfile = models.TextField(blank=True)
+    cpus = models.FloatField(default=0.5)
+    memory_mib = models.PositiveIntegerField(default=256)
+    pids = models.PositiveIntegerField(default=128)
+    capabilities = models.JSONField(default=list, blank=True)
+    network = models.CharField(max_length=16, default="none")
+    time_limit_minutes = models.PositiveIntegerField(default=45)
+    setup_script = models.TextField(blank=True)
+    source_dir = models.CharField(max_length=500)
+
+    class Meta:
+        ordering = ["module", "order", "slug"]
+        constraints = [models.UniqueConstraint(fields=["module", "slug"], name="unique_lab_slug")]
+        verbose_name = _("lab")
+        verbose_name_plural = _("labs")
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_ready(self) -> bool:
+        return self.status == LabStatus.READY
+
+    def get_absolute_url(self) -> str:
+        return reverse("courses:lab", args=[self.module.course.slug, self.module.slug, self.slug])
+
+
+class Step(models.Model):
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="steps")
+    number = models.PositiveIntegerField()
+    slug = models.SlugField()
+    title = models.CharField(max_length=200)
+    body_html = models.TextField(blank=True)
+    check_script = models.TextField(blank=True)
+    solve_script = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["lab", "number"]
+        constraints = [models.UniqueConstraint(fields=["lab", "slug"], name="unique_step_slug")]
+        verbose_name = _("step")
+        verbose_name_plural = _("steps")
+
+    def __str__(self) -> str:
+        return f"{self.number}. {self.title}"
+
+
+class StepProgress(models.Model):
+    """A student passed a step's check. Survives reloads of the content (keyed by step slug)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="step_progress"
+    )
+    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="progress")
+    passed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "step"], name="one_pass_per_step")]
+
+
+def _localized(zh: str, en: str) -> str:
+    lang = get_language() or "zh-hans"
+    return en if lang.startswith("en") and en else zh

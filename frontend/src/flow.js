@@ -1,0 +1,298 @@
+// Pure logic of the terminal and lab page: no DOM, no timers, no globals, so that
+// `node --test` can exercise it. Everything time- or randomness-dependent takes the
+// clock or the random number as an argument.
+
+import {
+  ACK_EVERY,
+  CloseCode,
+  INPUT_RATE_BURST,
+  INPUT_RATE_PER_SECOND,
+  MAX_COLS,
+  MAX_INPUT_FRAME,
+  MAX_ROWS,
+  MIN_COLS,
+  MIN_ROWS,
+  RECONNECT_BASE_MS,
+  RECONNECT_MAX_MS,
+} from './protocol.js';
+
+// ---------------------------------------------------------------------------
+// Flow control: acknowledging written output
+// ---------------------------------------------------------------------------
+
+/**
+ * Counts output bytes handed to term.write() and bytes whose write callback fired,
+ * and decides when to send {"type":"ack","bytes":n}: once at least `every` bytes
+ * are written but not yet acknowledged, or when nothing is pending any more.
+ */
+export class AckBatcher {
+  constructor(every = ACK_EVERY) {
+    this.every = every;
+    this.reset();
+  }
+
+  reset() {
+    /** bytes given to term.write() whose callback has not fired yet */
+    this.inFlight = 0;
+    /** bytes written (callback fired) but not yet acknowledged */
+    this.unacked = 0;
+  }
+
+  /** n bytes were handed to term.write(). */
+  received(n) {
+    this.inFlight += n;
+  }
+
+  /**
+   * The write of n bytes finished. Returns the number of bytes to acknowledge now
+   * (0 = do not send an ack yet).
+   */
+  written(n) {
+    this.inFlight = Math.max(0, this.inFlight - n);
+    this.unacked += n;
+    if (this.unacked > 0 && (this.unacked >= this.every || this.inFlight === 0)) {
+      const bytes = this.unacked;
+      this.unacked = 0;
+      return bytes;
+    }
+    return 0;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Reconnecting
+// ---------------------------------------------------------------------------
+
+/**
+ * Delay before reconnect attempt number `attempt` (0-based): 0.5 s doubling to 10 s,
+ * with jitter taking off up to a quarter (so the cap is never exceeded and clients
+ * that dropped together do not come back together). `rand` is in [0, 1).
+ */
+export function backoffDelay(attempt, rand, base = RECONNECT_BASE_MS, max = RECONNECT_MAX_MS) {
+  const exp = Math.min(max, base * 2 ** Math.min(Math.max(0, attempt), 30));
+  return Math.round(exp * (1 - 0.25 * rand));
+}
+
+export class Backoff {
+  constructor(base = RECONNECT_BASE_MS, max = RECONNECT_MAX_MS) {
+    this.base = base;
+    this.max = max;
+    this.attempt = 0;
+  }
+
+  /** Delay for the next attempt (and count it). `minDelay` raises the floor. */
+  next(rand = Math.random(), minDelay = 0) {
+    const d = backoffDelay(this.attempt, rand, this.base, this.max);
+    this.attempt += 1;
+    return Math.max(d, minDelay);
+  }
+
+  reset() {
+    this.attempt = 0;
+  }
+}
+
+/**
+ * What the browser does when a terminal socket closes with `code`
+ * (docs/terminal-protocol.md, "Close codes").
+ * Returns {reconnect, reason, minDelay}; `reason` is a key the UI maps to a message.
+ */
+export function closePolicy(code) {
+  switch (code) {
+    case CloseCode.UNAUTHENTICATED:
+      return { reconnect: false, reason: 'unauthenticated', minDelay: 0 };
+    case CloseCode.FORBIDDEN:
+      return { reconnect: false, reason: 'forbidden', minDelay: 0 };
+    case CloseCode.NOT_FOUND:
+      return { reconnect: false, reason: 'not_found', minDelay: 0 };
+    case CloseCode.POLICY:
+      return { reconnect: true, reason: 'policy', minDelay: 3000 };
+    case CloseCode.NOT_RUNNING:
+      return { reconnect: true, reason: 'not_running', minDelay: 2000 };
+    case CloseCode.SANDBOX_ENDED:
+      return { reconnect: false, reason: 'ended', minDelay: 0 };
+    case CloseCode.ENGINE_ERROR:
+      return { reconnect: true, reason: 'engine', minDelay: 0 };
+    default:
+      // 1000-1015 (network trouble, server restart) and anything unexpected.
+      return { reconnect: true, reason: 'network', minDelay: 0 };
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Input: frame size and rate limits
+// ---------------------------------------------------------------------------
+
+/**
+ * Queues keystroke bytes and releases them as frames that respect the server's
+ * limits: at most `maxFrame` bytes per frame and a token bucket of `burst` frames
+ * refilled at `perSecond`. By default the browser keeps a safety margin below the
+ * server's bucket (half the burst, 80 % of the rate) because network jitter can bunch
+ * frames up on arrival. While frames wait, later input is coalesced into them, so
+ * input order is kept and typing never waits behind anything but earlier input.
+ */
+export class InputThrottle {
+  constructor({
+    burst = Math.max(1, Math.floor(INPUT_RATE_BURST / 2)),
+    perSecond = INPUT_RATE_PER_SECOND * 0.8,
+    maxFrame = MAX_INPUT_FRAME,
+    maxQueued = 4 * 1024 * 1024,
+    now = 0,
+  } = {}) {
+    this.burst = burst;
+    this.perSecond = perSecond;
+    this.maxFrame = maxFrame;
+    this.maxQueued = maxQueued;
+    this.tokens = burst;
+    this.last = now;
+    /** @type {Uint8Array[]} */
+    this.queue = [];
+    this.queued = 0;
+  }
+
+  _refill(now) {
+    if (now > this.last) {
+      this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.perSecond);
+      this.last = now;
+    }
+  }
+
+  /** Queue bytes. Returns false (and queues nothing) if that would exceed maxQueued. */
+  push(bytes) {
+    if (!bytes.length) return true;
+    if (this.queued + bytes.length > this.maxQueued) return false;
+    this.queue.push(bytes);
+    this.queued += bytes.length;
+    return true;
+  }
+
+  get pending() {
+    return this.queued;
+  }
+
+  /** Frames that may be sent now (each at most maxFrame bytes). */
+  take(now) {
+    this._refill(now);
+    const frames = [];
+    while (this.queued > 0 && this.tokens >= 1) {
+      frames.push(this._nextFrame());
+      this.tokens -= 1;
+    }
+    return frames;
+  }
+
+  /** Milliseconds until take() can release something (null: nothing queued). */
+  delay(now) {
+    if (!this.queued) return null;
+    this._refill(now);
+    if (this.tokens >= 1) return 0;
+    return Math.ceil(((1 - this.tokens) / this.perSecond) * 1000);
+  }
+
+  clear() {
+    this.queue = [];
+    this.queued = 0;
+  }
+
+  _nextFrame() {
+    const size = Math.min(this.maxFrame, this.queued);
+    const first = this.queue[0];
+    if (first.length === size) {
+      this.queue.shift();
+      this.queued -= size;
+      return first;
+    }
+    const frame = new Uint8Array(size);
+    let off = 0;
+    while (off < size) {
+      const chunk = this.queue[0];
+      const n = Math.min(chunk.length, size - off);
+      frame.set(n === chunk.length ? chunk : chunk.subarray(0, n), off);
+      off += n;
+      if (n === chunk.length) this.queue.shift();
+      else this.queue[0] = chunk.subarray(n);
+    }
+    this.queued -= size;
+    return frame;
+  }
+}
+
+/** A binary string from xterm's onBinary (one char per byte) as bytes. */
+export function binaryStringToBytes(str) {
+  const out = new Uint8Array(str.length);
+  for (let i = 0; i < str.length; i++) out[i] = str.charCodeAt(i) & 0xff;
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Small helpers
+// ---------------------------------------------------------------------------
+
+/** Clamp a terminal size to the protocol's bounds; null if not a usable size. */
+export function clampSize(cols, rows) {
+  if (!Number.isFinite(cols) || !Number.isFinite(rows) || cols < 1 || rows < 1) return null;
+  return {
+    cols: Math.min(MAX_COLS, Math.max(MIN_COLS, Math.floor(cols))),
+    rows: Math.min(MAX_ROWS, Math.max(MIN_ROWS, Math.floor(rows))),
+  };
+}
+
+/**
+ * Absolute ws:// or wss:// URL for a path given by the API (e.g. session.terminal_url + "1/"),
+ * resolved against the page location, with `params` added to the query.
+ */
+export function buildWsUrl(path, location, params = {}) {
+  const url = new URL(path, location.href);
+  if (url.protocol === 'https:') url.protocol = 'wss:';
+  else if (url.protocol === 'http:') url.protocol = 'ws:';
+  for (const [k, v] of Object.entries(params)) url.searchParams.set(k, String(v));
+  return url.toString();
+}
+
+/**
+ * The lines of a ```bash block to be typed into the terminal, one per Enter.
+ * Trailing blank lines are dropped; blank lines inside (heredocs) are kept.
+ */
+export function commandLines(text) {
+  const lines = text.replace(/\r\n?/g, '\n').split('\n');
+  while (lines.length && lines[lines.length - 1].trim() === '') lines.pop();
+  while (lines.length && lines[0].trim() === '') lines.shift();
+  return lines;
+}
+
+/** 2700 -> "45:00", 3725 -> "1:02:05", negative -> "0:00". */
+export function formatDuration(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
+}
+
+/** Timer colour level: "danger" under a minute, "warning" under five minutes. */
+export function timerLevel(seconds) {
+  if (seconds < 60) return 'danger';
+  if (seconds < 300) return 'warning';
+  return '';
+}
+
+/** The data-session attribute: JSON of a session, or an empty string. */
+export function parseSessionAttr(value) {
+  if (!value || !value.trim()) return null;
+  try {
+    const s = JSON.parse(value);
+    return s && typeof s === 'object' && s.id ? s : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The value of cookie `name` from a document.cookie string, or "". */
+export function readCookie(cookieString, name) {
+  for (const part of (cookieString || '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq < 0) continue;
+    if (part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+  }
+  return '';
+}

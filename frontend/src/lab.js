@@ -1,0 +1,716 @@
+/*
+ * Lab page controller (entry point of dist/lab.js; global `LabSite`).
+ *
+ * DOM contract: the Django template renders exactly this (class names are styled by
+ * app.css; data-role / data-action attributes are what this script looks for):
+ *
+ *   <div class="lab-layout">
+ *     <div id="lab-app" data-lab-id="3" data-start-url="/api/labs/3/sessions/"
+ *          data-session='{"id": ...session JSON as the API returns it...}'   (or data-session="")>
+ *       <div class="lab-toolbar">
+ *         <span class="lab-state" data-role="state"></span>
+ *         <span class="lab-timer" data-role="time-left"></span>
+ *         <button class="btn btn-primary" data-action="start">…</button>
+ *         <button class="btn" data-action="extend">…</button>
+ *         <button class="btn" data-action="reset">…</button>
+ *         <button class="btn btn-danger" data-action="stop">…</button>
+ *       </div>
+ *       <div class="lab-progress" data-role="progress" hidden><div class="bar"></div><span class="msg"></span></div>
+ *       <div class="lab-message" data-role="message" hidden></div>
+ *       <div class="terminal-tabs" data-role="tabs"></div>
+ *       <div class="terminal-area" data-role="terminals"></div>
+ *     </div>
+ *     <aside class="lab-steps">
+ *       <section class="step" data-step="1" data-passed="false">
+ *         <h3>…</h3>
+ *         <div class="step-body">rendered markdown, commands as <pre><code class="language-bash">…</code></pre></div>
+ *         <button class="btn" data-action="check" data-step="1">…</button>
+ *         <div class="check-result" data-role="check-result"></div>
+ *       </section>
+ *     </aside>
+ *   </div>
+ *
+ * Notes:
+ * - The wrapper .lab-layout is only for CSS (two columns); the steps are found as the
+ *   `.lab-steps` inside the closest `.lab-layout`, else anywhere in the document.
+ * - The button classes (btn, btn-primary, …) are styling only; button labels come from the
+ *   template (translated there). The script only enables/disables the buttons.
+ * - The CSRF token is read from the `csrftoken` cookie, or else from a
+ *   `<input name="csrfmiddlewaretoken">` anywhere in the page ({% csrf_token %}).
+ * - Load order: Django's JavaScript catalog (window.gettext) before dist/lab.js; the
+ *   stylesheets dist/app.css and dist/xterm.css in <head>.
+ * - The script sets on #lab-app: data-state="<session state or none>".
+ *   On each terminal pane (.terminal-pane): data-state = idle|connecting|attached|waiting|ended.
+ */
+
+import { ACTIVE_STATES, FINAL_STATES, MAX_TABS, MessageType, SessionState, STATUS_ATTACHED } from './protocol.js';
+import {
+  Backoff,
+  buildWsUrl,
+  closePolicy,
+  commandLines,
+  formatDuration,
+  parseSessionAttr,
+  readCookie,
+  timerLevel,
+} from './flow.js';
+import { gettext, interpolate } from './i18n.js';
+import { TerminalConnection } from './terminal.js';
+
+export { TerminalConnection };
+
+const POLL_FAST_MS = 5_000;
+const POLL_SLOW_MS = 30_000;
+const LINE_DELAY_MS = 40;
+const RUNNABLE_LANGS = ['language-bash', 'language-sh', 'language-shell'];
+
+class ApiError extends Error {
+  constructor(message, status = 0, code = '') {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export class LabController {
+  /** @param {HTMLElement} root the #lab-app element */
+  constructor(root) {
+    this.root = root;
+    this.startUrl = root.dataset.startUrl;
+    this.session = parseSessionAttr(root.dataset.session || '');
+
+    const q = (sel) => root.querySelector(sel);
+    this.stateEl = q('[data-role="state"]');
+    this.timerEl = q('[data-role="time-left"]');
+    this.progressEl = q('[data-role="progress"]');
+    this.messageEl = q('[data-role="message"]');
+    this.tabsEl = q('[data-role="tabs"]');
+    this.termsEl = q('[data-role="terminals"]');
+    this.buttons = {
+      start: q('[data-action="start"]'),
+      extend: q('[data-action="extend"]'),
+      reset: q('[data-action="reset"]'),
+      stop: q('[data-action="stop"]'),
+    };
+    const layout = root.closest('.lab-layout');
+    this.stepsEl = (layout && layout.querySelector('.lab-steps')) || document.querySelector('.lab-steps');
+
+    /** @type {{tab: number, conn: TerminalConnection, pane: HTMLElement, button: HTMLElement}[]} */
+    this.terminals = [];
+    this.activeTab = 0;
+    this.busy = false;
+    this.checking = new Set();
+    this.deadline = 0; // Date.now() value when the time is up
+    this.progress = null;
+
+    this._events = null;
+    this._eventsGen = 0;
+    this._eventsBackoff = new Backoff();
+    this._eventsTimer = 0;
+    this._pollTimer = 0;
+    this._following = null; // id of the session being followed
+    this._expiredPolled = false;
+
+    this._buildTabsBar();
+    this._bind();
+    this._decorateCode();
+    setInterval(() => this._tick(), 1000);
+
+    if (this.session) this._setDeadline(this.session);
+    if (this.session && isActive(this.session)) this._follow(this.session);
+    else this._render();
+  }
+
+  // ---------------------------------------------------------------- actions
+
+  async start() {
+    await this._action(async () => {
+      const session = await api('POST', this.startUrl);
+      this._disposeTerminals();
+      this._clearCheckResults();
+      this._follow(session);
+    });
+  }
+
+  async extend() {
+    await this._action(async () => {
+      const data = await api('POST', this._sessionUrl('extend/'));
+      if (data && data.id) this._update(data);
+      else await this._poll();
+    });
+  }
+
+  async reset() {
+    if (!window.confirm(gettext('Reset the lab? The environment will be replaced by a fresh one and your changes in it will be lost.'))) return;
+    await this._action(async () => {
+      const session = await api('POST', this._sessionUrl('reset/'));
+      // Keep the open tabs: point each at the new session; they reconnect once it runs.
+      for (const t of this.terminals) t.conn.setUrl(terminalPath(session, t.tab));
+      this._clearCheckResults();
+      this._follow(session);
+    });
+  }
+
+  async stop() {
+    if (!window.confirm(gettext('Stop the lab? The environment and everything in it will be deleted.'))) return;
+    await this._action(async () => {
+      const data = await api('POST', this._sessionUrl('stop/'));
+      if (data && data.id) this._update(data);
+      else await this._poll();
+    });
+  }
+
+  async check(step, button) {
+    if (!this.session || this.checking.has(step)) return;
+    const section = button.closest('.step');
+    const result = section && section.querySelector('[data-role="check-result"]');
+    this.checking.add(step);
+    this._renderChecks();
+    if (result) showCheckRunning(result);
+    try {
+      const data = await api('POST', this._sessionUrl(`steps/${encodeURIComponent(step)}/check/`));
+      if (result) showCheckResult(result, data);
+      if (data && data.passed && section) section.dataset.passed = 'true';
+    } catch (err) {
+      if (result) showCheckError(result, err.message);
+    } finally {
+      this.checking.delete(step);
+      this._renderChecks();
+    }
+  }
+
+  /** Type the lines of a command block into the active terminal. */
+  run(text) {
+    const t = this._active();
+    if (!t || !t.conn.connected) {
+      this._flashMessage(gettext('Start the lab and wait for the terminal to connect, then try again.'));
+      return false;
+    }
+    const lines = commandLines(text);
+    lines.forEach((line, i) => {
+      setTimeout(() => t.conn.sendText(`${line}\r`), i * LINE_DELAY_MS);
+    });
+    t.conn.focus();
+    return true;
+  }
+
+  /** Open terminal tab `n` (default: the next free number) and show it. */
+  openTab(n) {
+    if (!this.session || this.session.state !== SessionState.RUNNING) return null;
+    if (n === undefined) {
+      n = 1;
+      while (this.terminals.some((t) => t.tab === n)) n++;
+    }
+    if (n > MAX_TABS || this.terminals.some((t) => t.tab === n)) return null;
+
+    const pane = document.createElement('div');
+    pane.className = 'terminal-pane';
+    pane.dataset.tab = String(n);
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'terminal-tab';
+    button.dataset.tab = String(n);
+    button.setAttribute('role', 'tab');
+    button.textContent = interpolate(gettext('Terminal %(n)s'), { n });
+    button.addEventListener('click', () => this.switchTab(n));
+    this.tabsEl.insertBefore(button, this.addTabButton);
+    this.termsEl.append(pane);
+    // The pane must be visible while xterm.js measures its font.
+    for (const t of this.terminals) t.pane.hidden = true;
+
+    const conn = new TerminalConnection(pane, {
+      url: terminalPath(this.session, n),
+      onState: (state) => {
+        button.dataset.state = state;
+      },
+      onStatusMessage: (msg) => {
+        if (msg.state !== STATUS_ATTACHED) this._poll();
+      },
+    });
+    const entry = { tab: n, conn, pane, button };
+    this.terminals.push(entry);
+    this.terminals.sort((a, b) => a.tab - b.tab);
+    conn.connect();
+    this.switchTab(n);
+    this._render();
+    return conn;
+  }
+
+  switchTab(n) {
+    const target = this.terminals.find((t) => t.tab === n);
+    if (!target) return;
+    this.activeTab = n;
+    for (const t of this.terminals) {
+      const on = t === target;
+      t.pane.hidden = !on;
+      t.button.classList.toggle('is-active', on);
+      t.button.setAttribute('aria-selected', on ? 'true' : 'false');
+    }
+    requestAnimationFrame(() => {
+      target.conn.fit();
+      target.conn.focus();
+    });
+  }
+
+  // --------------------------------------------------------- session follow
+
+  _follow(session) {
+    this._update(session, true);
+    if (!isActive(session) || this._following === session.id) return;
+    this._following = session.id;
+    this._openEvents();
+    this._schedulePoll();
+  }
+
+  _unfollow() {
+    this._following = null;
+    this._closeEvents();
+    clearTimeout(this._pollTimer);
+  }
+
+  _closeEvents() {
+    this._eventsGen++;
+    clearTimeout(this._eventsTimer);
+    if (this._events) {
+      try {
+        this._events.close(1000);
+      } catch {
+        // already closing
+      }
+      this._events = null;
+    }
+  }
+
+  /** A fresh session object arrived (API response, events socket or poll). */
+  _update(session, force = false) {
+    if (!session || !session.id) return;
+    if (!force && this.session && session.id !== this.session.id) return; // stale (before a reset)
+    const prevState = this.session && this.session.id === session.id ? this.session.state : null;
+    this.session = session;
+    this._expiredPolled = false;
+    this._setDeadline(session);
+    if (session.progress) this.progress = session.progress;
+    this._syncSteps(session);
+
+    if (session.state === SessionState.RUNNING) {
+      if (!this.terminals.length) this.openTab(1);
+      else if (prevState !== SessionState.RUNNING) for (const t of this.terminals) t.conn.reconnectNow();
+    } else if (FINAL_STATES.includes(session.state)) {
+      for (const t of this.terminals) {
+        if (t.conn.state !== 'ended') t.conn.disconnect(endMessage(session));
+      }
+      this._unfollow();
+    }
+    this._render();
+  }
+
+  _openEvents() {
+    const session = this.session;
+    this._closeEvents();
+    if (!session || !session.events_url || !isActive(session)) return;
+    const gen = this._eventsGen;
+    let ws;
+    try {
+      ws = new WebSocket(buildWsUrl(session.events_url, window.location));
+    } catch {
+      return;
+    }
+    this._events = ws;
+    ws.onmessage = (ev) => {
+      if (gen !== this._eventsGen || typeof ev.data !== 'string') return;
+      let msg;
+      try {
+        msg = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      if (msg.type === MessageType.SESSION) {
+        this._eventsBackoff.reset();
+        this._update(msg.session);
+      } else if (msg.type === MessageType.PROGRESS) {
+        this.progress = { percent: msg.percent, message: msg.message };
+        this._renderProgress();
+      }
+    };
+    ws.onclose = (ev) => {
+      if (gen !== this._eventsGen) return;
+      this._events = null;
+      this._schedulePoll(0);
+      const policy = closePolicy(ev.code);
+      if (!policy.reconnect || !this.session || !isActive(this.session)) return;
+      const delay = this._eventsBackoff.next(Math.random(), policy.minDelay);
+      this._eventsTimer = setTimeout(() => {
+        if (gen === this._eventsGen) this._openEvents();
+      }, delay);
+    };
+  }
+
+  _schedulePoll(delay) {
+    clearTimeout(this._pollTimer);
+    if (!this._following) return;
+    if (delay === undefined) {
+      const eventsOpen = this._events && this._events.readyState === WebSocket.OPEN;
+      const steady = this.session && this.session.state === SessionState.RUNNING;
+      delay = eventsOpen && steady ? POLL_SLOW_MS : POLL_FAST_MS;
+    }
+    this._pollTimer = setTimeout(() => this._poll(), delay);
+  }
+
+  async _poll() {
+    const session = this.session;
+    if (!session) return;
+    try {
+      const data = await api('GET', this._sessionUrl(''));
+      this._update(data);
+    } catch (err) {
+      if (err.status === 404 || err.status === 401 || err.status === 403) {
+        if (this.session && this.session.id === session.id) {
+          this._unfollow();
+          this._showMessage(err.message, 'error');
+        }
+        return;
+      }
+      // network trouble: try again at the next poll
+    }
+    if (this._following) this._schedulePoll();
+  }
+
+  // ----------------------------------------------------------------- render
+
+  _render() {
+    const s = this.session;
+    const state = s ? s.state : '';
+    const active = !!s && isActive(s);
+    const running = state === SessionState.RUNNING;
+    this.root.dataset.state = state || 'none';
+
+    if (this.stateEl) this.stateEl.textContent = s ? s.state_label || state : gettext('Not started');
+
+    setDisabled(this.buttons.start, this.busy || active);
+    setDisabled(this.buttons.extend, this.busy || !running || !s.can_extend);
+    setDisabled(this.buttons.reset, this.busy || !running);
+    setDisabled(
+      this.buttons.stop,
+      this.busy || !(state === SessionState.REQUESTED || state === SessionState.STARTING || running),
+    );
+
+    this._renderProgress();
+    this._renderTimer();
+    this._renderChecks();
+    this.addTabButton.hidden = !running || this.terminals.length >= MAX_TABS;
+    this.tabsEl.hidden = !this.terminals.length;
+
+    if (state === SessionState.FAILED) {
+      this._showMessage(s.failure_message || gettext('The lab could not be started.'), 'error');
+    } else if (state === SessionState.EXPIRED || state === SessionState.STOPPED) {
+      if (!this._messageIsError) this._showMessage(endMessage(s), 'info');
+    } else if (!this._messageIsError) {
+      this._hideMessage();
+    }
+  }
+
+  _renderProgress() {
+    if (!this.progressEl) return;
+    const s = this.session;
+    const starting = !!s && (s.state === SessionState.REQUESTED || s.state === SessionState.STARTING);
+    this.progressEl.hidden = !starting;
+    if (!starting) return;
+    const p = this.progress || {};
+    const percent = Math.max(0, Math.min(100, Number(p.percent) || 0));
+    const bar = this.progressEl.querySelector('.bar');
+    const msg = this.progressEl.querySelector('.msg');
+    if (bar) bar.style.width = `${Math.max(percent, 3)}%`;
+    this.progressEl.setAttribute('role', 'progressbar');
+    this.progressEl.setAttribute('aria-valuenow', String(percent));
+    this.progressEl.setAttribute('aria-valuemin', '0');
+    this.progressEl.setAttribute('aria-valuemax', '100');
+    if (msg) msg.textContent = p.message || gettext('Starting the lab environment…');
+  }
+
+  _renderTimer() {
+    const el = this.timerEl;
+    if (!el) return;
+    const s = this.session;
+    if (!s || !isActive(s) || !this.deadline) {
+      el.textContent = '';
+      el.hidden = true;
+      return;
+    }
+    const secs = Math.max(0, Math.round((this.deadline - Date.now()) / 1000));
+    el.hidden = false;
+    el.textContent = interpolate(gettext('%(time)s left'), { time: formatDuration(secs) });
+    el.title = gettext('Time left before the lab environment is removed');
+    const level = timerLevel(secs);
+    el.classList.toggle('is-warning', level === 'warning');
+    el.classList.toggle('is-danger', level === 'danger');
+  }
+
+  _renderChecks() {
+    if (!this.stepsEl) return;
+    const running = !!this.session && this.session.state === SessionState.RUNNING;
+    for (const b of this.stepsEl.querySelectorAll('[data-action="check"]')) {
+      const checking = this.checking.has(b.dataset.step);
+      b.disabled = !running || checking;
+      b.classList.toggle('is-busy', checking);
+      b.setAttribute('aria-busy', checking ? 'true' : 'false');
+    }
+  }
+
+  _tick() {
+    this._renderTimer();
+    const s = this.session;
+    if (s && s.state === SessionState.RUNNING && this.deadline && Date.now() >= this.deadline && !this._expiredPolled) {
+      this._expiredPolled = true;
+      this._poll();
+    }
+  }
+
+  _setDeadline(session) {
+    this.deadline = typeof session.seconds_left === 'number' ? Date.now() + session.seconds_left * 1000 : 0;
+  }
+
+  _syncSteps(session) {
+    if (!this.stepsEl || !Array.isArray(session.steps)) return;
+    for (const st of session.steps) {
+      const sec = this.stepsEl.querySelector(`.step[data-step="${Number(st.number)}"]`);
+      if (sec) sec.dataset.passed = st.passed ? 'true' : 'false';
+    }
+  }
+
+  _showMessage(text, kind) {
+    if (!this.messageEl) return;
+    clearTimeout(this._flashTimer);
+    this._messageIsError = kind === 'error';
+    this.messageEl.hidden = !text;
+    this.messageEl.textContent = text || '';
+    this.messageEl.className = `lab-message lab-message-${kind}`;
+    this.messageEl.setAttribute('role', kind === 'error' ? 'alert' : 'status');
+  }
+
+  _hideMessage() {
+    if (!this.messageEl) return;
+    this._messageIsError = false;
+    this.messageEl.hidden = true;
+    this.messageEl.textContent = '';
+  }
+
+  _flashMessage(text) {
+    this._showMessage(text, 'info');
+    this._flashTimer = setTimeout(() => this._render(), 5000);
+  }
+
+  // ------------------------------------------------------------------ setup
+
+  _buildTabsBar() {
+    this.termsEl.dataset.placeholder = gettext('Start the lab to get your own environment and a terminal here.');
+    this.tabsEl.setAttribute('role', 'tablist');
+    this.addTabButton = document.createElement('button');
+    this.addTabButton.type = 'button';
+    this.addTabButton.className = 'terminal-tab terminal-tab-add';
+    this.addTabButton.textContent = '+';
+    this.addTabButton.title = gettext('Open another terminal');
+    this.addTabButton.setAttribute('aria-label', gettext('Open another terminal'));
+    this.addTabButton.addEventListener('click', () => this.openTab());
+    this.tabsEl.append(this.addTabButton);
+  }
+
+  _bind() {
+    const on = (btn, fn) => btn && btn.addEventListener('click', (e) => (e.preventDefault(), fn()));
+    on(this.buttons.start, () => this.start());
+    on(this.buttons.extend, () => this.extend());
+    on(this.buttons.reset, () => this.reset());
+    on(this.buttons.stop, () => this.stop());
+    if (this.stepsEl) {
+      this.stepsEl.addEventListener('click', (e) => {
+        const b = e.target.closest('[data-action="check"]');
+        if (b && this.stepsEl.contains(b)) {
+          e.preventDefault();
+          this.check(b.dataset.step, b);
+        }
+      });
+    }
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible' && this._following) this._poll();
+    });
+  }
+
+  /** Make ```bash blocks in the steps clickable, with a "▶ Run" button shown on hover. */
+  _decorateCode() {
+    if (!this.stepsEl) return;
+    const sel = RUNNABLE_LANGS.map((c) => `pre > code.${c}`).join(', ');
+    for (const code of this.stepsEl.querySelectorAll(sel)) {
+      const pre = code.parentElement;
+      if (pre.classList.contains('runnable')) continue;
+      pre.classList.add('runnable');
+      pre.title = gettext('Click to run in the terminal');
+      const btn = document.createElement('button');
+      btn.type = 'button';
+      btn.className = 'run-code';
+      btn.textContent = `▶ ${gettext('Run')}`;
+      btn.setAttribute('aria-label', gettext('Run in the terminal'));
+      const go = () => {
+        if (this.run(code.textContent || '')) {
+          pre.classList.remove('is-sent');
+          void pre.offsetWidth; // restart the animation
+          pre.classList.add('is-sent');
+        }
+      };
+      btn.addEventListener('click', (e) => {
+        e.stopPropagation();
+        go();
+      });
+      pre.addEventListener('click', () => {
+        // Let people select text to copy it without running it.
+        const sel = window.getSelection && window.getSelection();
+        if (sel && !sel.isCollapsed && pre.contains(sel.anchorNode)) return;
+        go();
+      });
+      pre.append(btn);
+    }
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  async _action(fn) {
+    if (this.busy) return;
+    this.busy = true;
+    this._messageIsError = false;
+    this._render();
+    try {
+      await fn();
+    } catch (err) {
+      this._showMessage(err.message || String(err), 'error');
+    } finally {
+      this.busy = false;
+      this._render();
+    }
+  }
+
+  _active() {
+    return this.terminals.find((t) => t.tab === this.activeTab) || null;
+  }
+
+  _sessionUrl(suffix) {
+    return `/api/sessions/${encodeURIComponent(this.session.id)}/${suffix}`;
+  }
+
+  _disposeTerminals() {
+    for (const t of this.terminals) {
+      t.conn.dispose();
+      t.pane.remove();
+      t.button.remove();
+    }
+    this.terminals = [];
+    this.activeTab = 0;
+  }
+
+  _clearCheckResults() {
+    if (!this.stepsEl) return;
+    for (const r of this.stepsEl.querySelectorAll('[data-role="check-result"]')) {
+      r.replaceChildren();
+      r.className = 'check-result';
+    }
+  }
+}
+
+// -------------------------------------------------------------------- helpers
+
+function isActive(session) {
+  return ACTIVE_STATES.includes(session.state);
+}
+
+function terminalPath(session, tab) {
+  return `${session.terminal_url}${tab}/`;
+}
+
+function endMessage(session) {
+  if (session.state === SessionState.FAILED) {
+    return session.failure_message || gettext('The lab could not be started.');
+  }
+  if (session.state === SessionState.EXPIRED) {
+    return gettext('Time is up: this lab session has expired. You can start the lab again.');
+  }
+  return gettext('This lab session has ended. You can start the lab again.');
+}
+
+function setDisabled(button, disabled) {
+  if (button) button.disabled = !!disabled;
+}
+
+function csrfToken() {
+  const fromCookie = readCookie(document.cookie, 'csrftoken');
+  if (fromCookie) return fromCookie;
+  const input = document.querySelector('input[name="csrfmiddlewaretoken"]');
+  return input ? input.value : '';
+}
+
+async function api(method, url) {
+  const headers = { Accept: 'application/json', 'X-Requested-With': 'XMLHttpRequest' };
+  const init = { method, credentials: 'same-origin', headers };
+  if (method !== 'GET') {
+    headers['X-CSRFToken'] = csrfToken();
+    headers['Content-Type'] = 'application/json';
+    init.body = '{}';
+  }
+  let res;
+  try {
+    res = await fetch(url, init);
+  } catch {
+    throw new ApiError(gettext('Could not reach the server. Check your connection and try again.'));
+  }
+  let data = null;
+  try {
+    data = await res.json();
+  } catch {
+    data = null;
+  }
+  if (!res.ok) {
+    const e = data && data.error;
+    const message =
+      (e && e.message) || interpolate(gettext('The server returned an error (HTTP %(status)s).'), { status: res.status });
+    throw new ApiError(message, res.status, (e && e.code) || '');
+  }
+  return data;
+}
+
+function showCheckRunning(el) {
+  el.className = 'check-result is-running';
+  el.textContent = gettext('Checking…');
+}
+
+function showCheckResult(el, data) {
+  const passed = !!(data && data.passed);
+  el.className = `check-result ${passed ? 'is-passed' : 'is-failed'}`;
+  const head = document.createElement('strong');
+  if (passed) head.textContent = `✓ ${gettext('Step complete.')}`;
+  else if (data && data.timed_out) head.textContent = gettext('The check timed out. Try again in a moment.');
+  else head.textContent = gettext('Not done yet.');
+  el.replaceChildren(head);
+  const output = ((data && data.output) || '').replace(/\s+$/, '');
+  if (output) {
+    const pre = document.createElement('pre');
+    pre.textContent = output;
+    el.append(pre);
+  }
+}
+
+function showCheckError(el, message) {
+  el.className = 'check-result is-error';
+  el.textContent = message;
+}
+
+// ------------------------------------------------------------------- startup
+
+/** The controller of this page (null on pages without #lab-app). */
+export let controller = null;
+
+export function init() {
+  const root = document.getElementById('lab-app');
+  if (root && !controller) controller = new LabController(root);
+  return controller;
+}
+
+if (typeof document !== 'undefined') {
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init, { once: true });
+  else init();
+}

@@ -1,0 +1,445 @@
+// One browser terminal: an xterm.js Terminal attached to one WebSocket
+// (docs/terminal-protocol.md). Output bytes go to term.write() untouched; keystrokes go
+// out as binary frames; flow control acknowledges what xterm.js has finished writing.
+
+import { Terminal } from '@xterm/xterm';
+import { FitAddon } from '@xterm/addon-fit';
+
+import { MessageType, STATUS_ATTACHED } from './protocol.js';
+import {
+  AckBatcher,
+  Backoff,
+  InputThrottle,
+  binaryStringToBytes,
+  buildWsUrl,
+  clampSize,
+  closePolicy,
+} from './flow.js';
+import { gettext, interpolate } from './i18n.js';
+
+const CONNECT_TIMEOUT_MS = 15_000;
+const RESIZE_DEBOUNCE_MS = 100;
+
+const THEME = {
+  background: '#0d1117',
+  foreground: '#e6edf3',
+  cursor: '#58a6ff',
+  cursorAccent: '#0d1117',
+  selectionBackground: 'rgba(56, 139, 253, 0.40)',
+  black: '#484f58',
+  red: '#ff7b72',
+  green: '#3fb950',
+  yellow: '#d29922',
+  blue: '#58a6ff',
+  magenta: '#bc8cff',
+  cyan: '#39c5cf',
+  white: '#b1bac4',
+  brightBlack: '#6e7681',
+  brightRed: '#ffa198',
+  brightGreen: '#56d364',
+  brightYellow: '#e3b341',
+  brightBlue: '#79c0ff',
+  brightMagenta: '#d2a8ff',
+  brightCyan: '#56d4dd',
+  brightWhite: '#f0f6fc',
+};
+
+const FONT_FAMILY =
+  '"JetBrains Mono", "Cascadia Mono", "Fira Code", "DejaVu Sans Mono", "Ubuntu Mono", Menlo, Consolas, ' +
+  '"Noto Sans Mono CJK SC", "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", monospace';
+
+/**
+ * Connection states reported through `onState(state, conn)`:
+ *   idle        not connected and not trying (before connect(), after setUrl())
+ *   connecting  socket opening, or open and replaying recent output
+ *   attached    the shell is attached
+ *   waiting     closed; a reconnect is scheduled
+ *   ended       closed for good (see the banner for why)
+ */
+export class TerminalConnection {
+  /**
+   * @param {HTMLElement} container  element to mount into (should be sized by CSS)
+   * @param {object} opts
+   * @param {string} opts.url        terminal path, e.g. session.terminal_url + "1/"
+   * @param {(state: string, conn: TerminalConnection) => void} [opts.onState]
+   * @param {(msg: object, conn: TerminalConnection) => void} [opts.onStatusMessage]
+   */
+  constructor(container, { url, onState, onStatusMessage } = {}) {
+    this.container = container;
+    this.url = url;
+    this.onState = onState || (() => {});
+    this.onStatusMessage = onStatusMessage || (() => {});
+    this.state = 'idle';
+
+    this._ws = null;
+    this._gen = 0; // bumped for every socket; events of older sockets are ignored
+    this._everOpened = false;
+    this._sentSize = null;
+    this._acks = new AckBatcher();
+    this._backoff = new Backoff();
+    this._throttle = new InputThrottle({ now: now() });
+    this._encoder = new TextEncoder();
+    this._timers = { reconnect: 0, countdown: 0, connect: 0, input: 0, resize: 0, flash: 0 };
+    this._endMessage = '';
+
+    container.classList.add('terminal-pane');
+    this.host = el('div', 'terminal-host');
+    this.banner = el('div', 'terminal-banner');
+    this.banner.hidden = true;
+    this.banner.setAttribute('role', 'status');
+    this.bannerText = el('span', 'terminal-banner-text');
+    this.bannerButton = el('button', 'btn btn-ghost terminal-banner-button');
+    this.bannerButton.type = 'button';
+    this.bannerButton.hidden = true;
+    this.banner.append(this.bannerText, this.bannerButton);
+    container.append(this.host, this.banner);
+
+    this.term = new Terminal({
+      cursorBlink: true,
+      fontFamily: FONT_FAMILY,
+      fontSize: 14,
+      scrollback: 5000,
+      theme: THEME,
+    });
+    this.fitAddon = new FitAddon();
+    this.term.loadAddon(this.fitAddon);
+    this.term.open(this.host);
+
+    this._disposables = [
+      this.term.onData((s) => this._input(this._encoder.encode(s))),
+      this.term.onBinary((s) => this._input(binaryStringToBytes(s))),
+      this.term.onResize(() => this._sendResize()),
+    ];
+
+    this._resizeObserver = new ResizeObserver(() => {
+      clearTimeout(this._timers.resize);
+      this._timers.resize = setTimeout(() => this.fit(), RESIZE_DEBOUNCE_MS);
+    });
+    this._resizeObserver.observe(container);
+
+    this._onOnline = () => {
+      if (this.state === 'waiting') this.connect();
+    };
+    window.addEventListener('online', this._onOnline);
+
+    if (document.fonts && document.fonts.ready) {
+      document.fonts.ready.then(() => this.fit()).catch(() => {});
+    }
+    this.fit();
+  }
+
+  /** True if keystrokes can be sent now. */
+  get connected() {
+    return !!this._ws && this._ws.readyState === WebSocket.OPEN;
+  }
+
+  /** Open the socket now (cancelling any scheduled reconnect). */
+  connect() {
+    this._closeSocket();
+    this._clearTimer('reconnect');
+    this._clearTimer('countdown');
+    this.fit();
+    const gen = ++this._gen;
+    const size = clampSize(this.term.cols, this.term.rows) || { cols: 80, rows: 24 };
+    let ws;
+    try {
+      ws = new WebSocket(buildWsUrl(this.url, window.location, size));
+    } catch {
+      this._scheduleReconnect(closePolicy(1006));
+      return;
+    }
+    ws.binaryType = 'arraybuffer';
+    this._ws = ws;
+    this._sentSize = size;
+    this._acks.reset();
+    this._throttle.clear();
+    this._setState('connecting');
+    this._showBanner(gettext('Connecting…'), 'info');
+
+    this._timers.connect = setTimeout(() => {
+      if (gen === this._gen && ws.readyState === WebSocket.CONNECTING) ws.close();
+    }, CONNECT_TIMEOUT_MS);
+
+    ws.onopen = () => {
+      if (gen !== this._gen) return;
+      this._clearTimer('connect');
+      if (this._everOpened) {
+        // Same Terminal, new socket: the server replays recent output first, so
+        // clear the screen, ordered after any output still queued in xterm.js.
+        this.term.write('', () => {
+          if (gen === this._gen) this.term.reset();
+        });
+      }
+      this._everOpened = true;
+    };
+    ws.onmessage = (ev) => {
+      if (gen !== this._gen) return;
+      if (typeof ev.data === 'string') this._onControl(ev.data);
+      else this._onOutput(new Uint8Array(ev.data), gen);
+    };
+    ws.onclose = (ev) => {
+      if (gen !== this._gen) return;
+      this._clearTimer('connect');
+      this._ws = null;
+      const policy = closePolicy(ev.code);
+      if (policy.reconnect) this._scheduleReconnect(policy);
+      else this._end(policy.reason);
+    };
+    // onerror is always followed by onclose.
+  }
+
+  /** Reconnect now if a reconnect is pending (e.g. the session became running). */
+  reconnectNow() {
+    if (this.state === 'waiting' || this.state === 'idle') this.connect();
+  }
+
+  /** Point at another terminal URL (a reset made a new session); does not connect. */
+  setUrl(url) {
+    this.url = url;
+    this._gen++;
+    this._closeSocket();
+    this._clearTimer('reconnect');
+    this._clearTimer('countdown');
+    this._backoff.reset();
+    this._setState('idle');
+    this._showBanner(gettext('Waiting for the lab to start…'), 'info');
+  }
+
+  /** Close for good, showing `message` (e.g. the session was stopped). */
+  disconnect(message) {
+    this._gen++;
+    this._closeSocket();
+    this._clearTimer('reconnect');
+    this._clearTimer('countdown');
+    this._setState('ended');
+    if (message) this._showBanner(message, 'info');
+  }
+
+  /** Type `text` into the shell as keystrokes. Returns false if not connected. */
+  sendText(text) {
+    if (!this.connected) return false;
+    this._input(this._encoder.encode(text));
+    return true;
+  }
+
+  /** Fit the terminal to its container (no-op while hidden) and send the new size. */
+  fit() {
+    if (!this.host.isConnected || this.host.clientWidth === 0 || this.host.clientHeight === 0) return;
+    try {
+      this.fitAddon.fit();
+    } catch {
+      // not rendered yet
+    }
+    this._sendResize();
+  }
+
+  focus() {
+    this.term.focus();
+  }
+
+  dispose() {
+    this._gen++;
+    this._closeSocket();
+    for (const k of Object.keys(this._timers)) this._clearTimer(k);
+    this._resizeObserver.disconnect();
+    window.removeEventListener('online', this._onOnline);
+    for (const d of this._disposables) d.dispose();
+    this.term.dispose();
+    this.container.replaceChildren();
+    this.state = 'disposed';
+  }
+
+  // -------------------------------------------------------------------------
+
+  _onOutput(bytes, gen) {
+    const n = bytes.length;
+    if (!n) return;
+    this._acks.received(n);
+    this.term.write(bytes, () => {
+      if (gen !== this._gen) return;
+      const ack = this._acks.written(n);
+      if (ack) this._sendJson({ type: MessageType.ACK, bytes: ack });
+    });
+  }
+
+  _onControl(text) {
+    let msg;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (!msg || msg.type !== MessageType.STATUS) return;
+    if (msg.state === STATUS_ATTACHED) {
+      this._backoff.reset();
+      this._hideBanner();
+      this._setState('attached');
+      this._sendResize();
+    } else {
+      // The session left the running state; the socket closes with 4010 right after.
+      this._endMessage = msg.message || '';
+    }
+    this.onStatusMessage(msg, this);
+  }
+
+  _scheduleReconnect(policy) {
+    this._setState('waiting');
+    const delay = this._backoff.next(Math.random(), policy.minDelay);
+    const due = now() + delay;
+    const reason = reasonText(policy.reason);
+    const update = () => {
+      const secs = Math.max(1, Math.ceil((due - now()) / 1000));
+      this._showBanner(
+        `${reason} ${interpolate(gettext('Reconnecting in %(seconds)s s…'), { seconds: secs })}`,
+        'warning',
+        gettext('Reconnect now'),
+        () => this.connect(),
+      );
+    };
+    update();
+    this._clearTimer('countdown');
+    this._timers.countdown = setInterval(update, 1000);
+    this._timers.reconnect = setTimeout(() => {
+      this._clearTimer('countdown');
+      this.connect();
+    }, delay);
+  }
+
+  _end(reason) {
+    this._setState('ended');
+    if (reason === 'ended') {
+      this._showBanner(this._endMessage || gettext('The lab session has ended.'), 'info');
+    } else if (reason === 'unauthenticated') {
+      this._showBanner(reasonText(reason), 'error', gettext('Reload page'), () => window.location.reload());
+    } else {
+      this._showBanner(reasonText(reason), 'error');
+    }
+  }
+
+  _input(bytes) {
+    if (!this.connected) return;
+    if (!this._throttle.push(bytes)) {
+      this._flash(gettext('That paste is too large to send.'));
+      return;
+    }
+    this._flushInput();
+  }
+
+  _flushInput() {
+    const ws = this._ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) {
+      this._throttle.clear();
+      return;
+    }
+    for (const frame of this._throttle.take(now())) ws.send(frame);
+    const delay = this._throttle.delay(now());
+    if (delay !== null && !this._timers.input) {
+      this._timers.input = setTimeout(() => {
+        this._timers.input = 0;
+        this._flushInput();
+      }, delay);
+    }
+  }
+
+  _sendResize() {
+    const size = clampSize(this.term.cols, this.term.rows);
+    if (!size || !this.connected) return;
+    if (this._sentSize && this._sentSize.cols === size.cols && this._sentSize.rows === size.rows) return;
+    this._sentSize = size;
+    this._sendJson({ type: MessageType.RESIZE, cols: size.cols, rows: size.rows });
+  }
+
+  _sendJson(obj) {
+    if (this.connected) this._ws.send(JSON.stringify(obj));
+  }
+
+  _closeSocket() {
+    const ws = this._ws;
+    this._ws = null;
+    this._clearTimer('connect');
+    this._clearTimer('input');
+    if (ws && ws.readyState <= WebSocket.OPEN) {
+      try {
+        ws.close(1000);
+      } catch {
+        // already closing
+      }
+    }
+  }
+
+  _setState(state) {
+    if (this.state === state) return;
+    this.state = state;
+    this.container.dataset.state = state;
+    this.onState(state, this);
+  }
+
+  _showBanner(text, kind, buttonLabel, onClick) {
+    this._clearTimer('flash');
+    this.banner.hidden = false;
+    this.banner.className = `terminal-banner terminal-banner-${kind}`;
+    this.bannerText.textContent = text;
+    if (buttonLabel) {
+      this.bannerButton.hidden = false;
+      this.bannerButton.textContent = buttonLabel;
+      this.bannerButton.onclick = () => {
+        onClick();
+        this.focus();
+      };
+    } else {
+      this.bannerButton.hidden = true;
+      this.bannerButton.onclick = null;
+    }
+  }
+
+  _hideBanner() {
+    this.banner.hidden = true;
+  }
+
+  /** A short-lived notice that does not replace a connection banner. */
+  _flash(text) {
+    if (!this.banner.hidden) return;
+    this._showBanner(text, 'warning');
+    this._timers.flash = setTimeout(() => this._hideBanner(), 4000);
+  }
+
+  _clearTimer(name) {
+    const t = this._timers[name];
+    if (t) {
+      clearTimeout(t);
+      clearInterval(t);
+      this._timers[name] = 0;
+    }
+  }
+}
+
+function reasonText(reason) {
+  switch (reason) {
+    case 'unauthenticated':
+      return gettext('Your login has expired. Please log in again.');
+    case 'forbidden':
+      return gettext('This terminal is not yours.');
+    case 'not_found':
+      return gettext('No such session.');
+    case 'policy':
+      return gettext('Too much input at once.');
+    case 'not_running':
+      return gettext('The lab is not running yet.');
+    case 'ended':
+      return gettext('The lab session has ended.');
+    case 'engine':
+      return gettext('The sandbox could not be reached.');
+    default:
+      return gettext('Connection lost.');
+  }
+}
+
+function el(tag, className) {
+  const e = document.createElement(tag);
+  e.className = className;
+  return e;
+}
+
+function now() {
+  return typeof performance !== 'undefined' ? performance.now() : Date.now();
+}

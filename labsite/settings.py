@@ -1,0 +1,159 @@
+"""One flat settings file. Every knob is an environment variable with a working default:
+with none set, the site runs on SQLite under var/ and an in-process channel layer."""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+from labsite.env import envbool, envint, envlist, secret_key
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("LABSITE_VAR_DIR", BASE_DIR / "var"))
+CONTENT_DIR = Path(os.environ.get("LABSITE_CONTENT_DIR", BASE_DIR / "content"))
+
+SECRET_KEY = secret_key(VAR_DIR)
+DEBUG = envbool("DEBUG", False)
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
+SECURE_COOKIES = envbool("SECURE_COOKIES", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_COOKIES
+if envbool("BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+INSTALLED_APPS = [
+    "daphne",  # first, so runserver is Daphne's ASGI server
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "channels",
+    "apps.accounts",
+    "apps.hosts",
+    "apps.courses",
+    "apps.labs",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "apps.accounts.middleware.ApiTokenMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "labsite.urls"
+ASGI_APPLICATION = "labsite.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "apps.accounts.context_processors.roles",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}", conn_max_age=envint("DB_CONN_MAX_AGE", 0)
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL and immediate transactions let the web process and the reconciler write side by side.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"
+
+LANGUAGE_CODE = "zh-hans"
+LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = os.environ.get("TIME_ZONE", "Asia/Shanghai")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "frontend" / "dist"]
+WHITENOISE_USE_FINDERS = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "apps": {"level": os.environ.get("LOG_LEVEL", "INFO")},
+        "provisioning": {"level": os.environ.get("LOG_LEVEL", "INFO")},
+    },
+}
+
+# --- Sandboxes -------------------------------------------------------------------------------
+#: Every sandbox carries this in its labels; the reconciler owns only sandboxes with it.
+LABSITE_SITE_NAME = os.environ.get("LABSITE_SITE_NAME", "labsite")
+#: Engines, shaped like CHANNEL_LAYERS: a dotted BACKEND path and its OPTIONS.
+LABSITE_BACKENDS = {
+    "docker": {
+        "BACKEND": "provisioning.docker.DockerBackend",
+        "OPTIONS": {
+            "base_url": os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
+            "max_workers": envint("DOCKER_MAX_WORKERS", 8, minimum=1),
+        },
+    },
+    "libvirt": {
+        "BACKEND": "provisioning.libvirt.LibvirtBackend",
+        "OPTIONS": {
+            "uri": os.environ.get("LIBVIRT_URI", "qemu:///system"),
+            "templates_dir": str(VAR_DIR / "vm" / "templates"),
+            "overlays_dir": str(VAR_DIR / "vm" / "overlays"),
+            "virt_type": os.environ.get("LIBVIRT_VIRT_TYPE", "auto"),
+        },
+    },
+}
+LABSITE_MAX_ACTIVE_SESSIONS = envint("LABSITE_MAX_ACTIVE_SESSIONS", 2, minimum=1)
+LABSITE_IDLE_MINUTES = envint("LABSITE_IDLE_MINUTES", 30, minimum=1)
+LABSITE_EXTEND_MINUTES = envint("LABSITE_EXTEND_MINUTES", 15, minimum=1)
+LABSITE_MAX_EXTENSIONS = envint("LABSITE_MAX_EXTENSIONS", 3)
+LABSITE_CHECK_TIMEOUT = envint("LABSITE_CHECK_TIMEOUT", 10, minimum=1)
+LABSITE_RECONCILE_SECONDS = envint("LABSITE_RECONCILE_SECONDS", 10, minimum=1)
+#: Terminal tabs a student may open in one session.
+LABSITE_MAX_TABS = envint("LABSITE_MAX_TABS", 4, minimum=1)

@@ -1,0 +1,108 @@
+"""Pure builders: a SandboxSpec in, the Docker API's arguments out. Tested without an engine."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from provisioning.base import SandboxSpec
+
+#: Every lab container runs this as PID 1 (under docker-init, which reaps zombies);
+#: shells live in tmux sessions started on demand by the terminal.
+MAIN_COMMAND = ["sleep", "infinity"]
+LOG_OPTIONS = {"max-size": "1m", "max-file": "1"}
+TMP_SIZE = "64m"
+
+
+def container_config(spec: SandboxSpec, *, network: str | None) -> dict[str, Any]:
+    """Keyword arguments for ``APIClient.create_container`` (host config included).
+
+    Confinement follows the CIS Docker Benchmark's runtime section: no privileges, no
+    capabilities beyond the lab's, no new privileges, default seccomp, limits on pids,
+    memory (no swap) and CPU, private cgroup and IPC namespaces, capped logs.
+    """
+    res = spec.resources
+    memory = f"{res.memory_mib}m"
+    host_config: dict[str, Any] = {
+        "init": True,
+        "privileged": False,
+        "cap_drop": ["ALL"],
+        "cap_add": sorted(spec.capabilities),
+        "security_opt": ["no-new-privileges:true"],
+        "pids_limit": res.pids,
+        "mem_limit": memory,
+        "memswap_limit": memory,
+        "oom_kill_disable": False,
+        "nano_cpus": int(res.cpus * 1e9),
+        "cgroupns": "private",
+        "ipc_mode": "private",
+        "network_mode": network or "none",
+        "log_config": {"Type": "json-file", "Config": LOG_OPTIONS},
+        "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={TMP_SIZE}"},
+        "ulimits": [{"name": "nofile", "soft": 1024, "hard": 1024}],
+        "restart_policy": {"Name": "no"},
+    }
+    if spec.runtime:
+        host_config["runtime"] = spec.runtime
+    return {
+        "image": spec.image,
+        "name": spec.name,
+        "command": MAIN_COMMAND,
+        "hostname": spec.hostname,
+        "labels": dict(spec.labels),
+        "working_dir": "/root",
+        "environment": {"LANG": "C.UTF-8", "TERM": "xterm-256color", "HOME": "/root"},
+        "stop_signal": "SIGKILL",
+        "host_config": host_config,
+    }
+
+
+def network_name(spec_name: str) -> str:
+    return f"{spec_name}-net"
+
+
+def bridge_name(spec_name: str) -> str:
+    """Linux interface names stop at 15 bytes; the ``lab`` prefix lets one firewall rule
+    (``-i lab+``) cover every lab network on the host."""
+    return "lab" + hashlib.sha256(spec_name.encode()).hexdigest()[:11]
+
+
+def network_config(spec: SandboxSpec) -> dict[str, Any]:
+    """Arguments for ``APIClient.create_network``: one bridge per session, so no two
+    students' containers ever share a segment; Docker isolates bridges from each other."""
+    return {
+        "name": network_name(spec.name),
+        "driver": "bridge",
+        "labels": dict(spec.labels),
+        "options": {
+            "com.docker.network.bridge.name": bridge_name(spec.name),
+            "com.docker.network.bridge.enable_icc": "false",
+        },
+    }
+
+
+def terminal_command(tab: int) -> list[str]:
+    """Attach to (or create) tmux session ``t<tab>``; first print our TTY so the backend
+    can detach exactly this client later (closing the socket alone leaves it running)."""
+    return [
+        "sh",
+        "-c",
+        'printf "%s\\n" "$(tty)"; exec tmux -u new-session -A -s "t$1"',
+        "labterm",
+        str(tab),
+    ]
+
+
+def replay_command(tab: int, lines: int = 200) -> list[str]:
+    """Recent output of tab ``tab`` with colours, or nothing if the tab is new."""
+    return ["sh", "-c", f'tmux capture-pane -p -e -J -S -{lines} -t "t$1" 2>/dev/null', "x",
+            str(tab)]  # fmt: skip
+
+
+#: Exit status of coreutils' timeout when the command ran too long.
+TIMED_OUT = 124
+
+
+def check_command(script: str, timeout: float) -> list[str]:
+    """Run ``script`` with a hard timeout (TERM, then KILL a second later)."""
+    return ["timeout", "-k", "1", str(max(1, int(timeout))), "sh", "-c", script, "check"]

@@ -1,0 +1,1 @@
+"""Builders for local sandbox images and VM templates: no registry, Debian packages only."""
