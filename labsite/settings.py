@@ -157,3 +157,5 @@ LABSITE_CHECK_TIMEOUT = envint("LABSITE_CHECK_TIMEOUT", 10, minimum=1)
 LABSITE_RECONCILE_SECONDS = envint("LABSITE_RECONCILE_SECONDS", 10, minimum=1)
 #: Terminal tabs a student may open in one session.
 LABSITE_MAX_TABS = envint("LABSITE_MAX_TABS", 4, minimum=1)
+
+CSRF_FAILURE_VIEW = "apps.labs.api.csrf_failure"

@@ -1,0 +1,260 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+
+import {
+  AckBatcher,
+  Backoff,
+  InputThrottle,
+  backoffDelay,
+  binaryStringToBytes,
+  buildWsUrl,
+  clampSize,
+  closePolicy,
+  commandLines,
+  formatDuration,
+  parseSessionAttr,
+  readCookie,
+  timerLevel,
+} from '../src/flow.js';
+import { ACK_EVERY, CloseCode, HIGH_WATERMARK, MAX_INPUT_FRAME } from '../src/protocol.js';
+
+test('AckBatcher acks every ACK_EVERY bytes while output is pending', () => {
+  const a = new AckBatcher();
+  const chunk = 4096;
+  const acks = [];
+  for (let i = 0; i < 16; i++) a.received(chunk); // 64 KiB queued in xterm.js
+  for (let i = 0; i < 16; i++) {
+    const n = a.written(chunk);
+    if (n) acks.push(n);
+  }
+  assert.deepEqual(acks, [ACK_EVERY, ACK_EVERY, ACK_EVERY, ACK_EVERY]);
+  assert.equal(a.inFlight, 0);
+  assert.equal(a.unacked, 0);
+});
+
+test('AckBatcher acks a small remainder once nothing is pending', () => {
+  const a = new AckBatcher();
+  a.received(10);
+  a.received(20);
+  assert.equal(a.written(10), 0); // 20 bytes still being written
+  assert.equal(a.written(20), 30); // nothing pending: ack everything
+  a.received(5);
+  assert.equal(a.written(5), 5);
+});
+
+test('AckBatcher: every received byte is acknowledged exactly once', () => {
+  const a = new AckBatcher();
+  let total = 0;
+  let acked = 0;
+  const sizes = [];
+  for (let i = 0; i < 500; i++) sizes.push(1 + ((i * 7919) % 9000));
+  // write in bursts: receive several, then complete them
+  let i = 0;
+  while (i < sizes.length) {
+    const burst = sizes.slice(i, i + 1 + (i % 5));
+    for (const n of burst) {
+      a.received(n);
+      total += n;
+    }
+    for (const n of burst) acked += a.written(n);
+    i += burst.length;
+  }
+  assert.equal(acked, total);
+});
+
+test('AckBatcher never lets the unacknowledged total reach the high watermark', () => {
+  // The server keeps sending until HIGH_WATERMARK bytes are unacked; the browser must
+  // keep acking while it writes, or the server would stop for good.
+  const a = new AckBatcher();
+  let serverUnacked = 0;
+  const frame = 8192;
+  let maxUnacked = 0;
+  for (let i = 0; i < 1000; i++) {
+    if (serverUnacked < HIGH_WATERMARK) {
+      a.received(frame);
+      serverUnacked += frame;
+    }
+    // xterm.js writes one frame per step
+    if (a.inFlight > 0) serverUnacked -= a.written(frame);
+    maxUnacked = Math.max(maxUnacked, serverUnacked);
+  }
+  assert.ok(maxUnacked <= HIGH_WATERMARK);
+  assert.ok(serverUnacked < ACK_EVERY + frame);
+});
+
+test('AckBatcher.reset forgets a previous connection', () => {
+  const a = new AckBatcher();
+  a.received(100);
+  a.reset();
+  a.received(10);
+  assert.equal(a.written(10), 10);
+});
+
+test('backoffDelay: 0.5 s doubling to 10 s, jitter only shortens', () => {
+  assert.equal(backoffDelay(0, 0), 500);
+  assert.equal(backoffDelay(1, 0), 1000);
+  assert.equal(backoffDelay(2, 0), 2000);
+  assert.equal(backoffDelay(3, 0), 4000);
+  assert.equal(backoffDelay(4, 0), 8000);
+  assert.equal(backoffDelay(5, 0), 10000);
+  assert.equal(backoffDelay(50, 0), 10000);
+  assert.equal(backoffDelay(0, 0.999999), 375);
+  for (let k = 0; k < 1000; k++) {
+    const d = backoffDelay(k % 12, Math.random());
+    assert.ok(d >= 375 && d <= 10000, `delay ${d}`);
+  }
+});
+
+test('Backoff counts attempts, honours minDelay and resets', () => {
+  const b = new Backoff();
+  assert.equal(b.next(0), 500);
+  assert.equal(b.next(0), 1000);
+  assert.equal(b.next(0, 3000), 3000);
+  assert.equal(b.next(0), 4000);
+  b.reset();
+  assert.equal(b.next(0), 500);
+});
+
+test('closePolicy follows the close-code table', () => {
+  for (const code of [CloseCode.UNAUTHENTICATED, CloseCode.FORBIDDEN, CloseCode.NOT_FOUND, CloseCode.SANDBOX_ENDED]) {
+    assert.equal(closePolicy(code).reconnect, false, String(code));
+  }
+  for (const code of [CloseCode.POLICY, CloseCode.NOT_RUNNING, CloseCode.ENGINE_ERROR, 1000, 1001, 1006, 1011, 1015]) {
+    assert.equal(closePolicy(code).reconnect, true, String(code));
+  }
+  assert.ok(closePolicy(CloseCode.POLICY).minDelay > 0, 'pause after too much input');
+  assert.ok(closePolicy(CloseCode.NOT_RUNNING).minDelay > 0, 'wait for the session');
+  assert.equal(closePolicy(1006).reason, 'network');
+  assert.equal(closePolicy(4010).reason, 'ended');
+});
+
+test('InputThrottle passes typing straight through', () => {
+  const t = new InputThrottle({ burst: 10, perSecond: 5, now: 0 });
+  t.push(Uint8Array.of(97));
+  assert.deepEqual(t.take(0), [Uint8Array.of(97)]);
+  assert.equal(t.delay(0), null);
+});
+
+test('InputThrottle splits large pastes into MAX_INPUT_FRAME frames, in order', () => {
+  const t = new InputThrottle({ now: 0 });
+  const big = new Uint8Array(MAX_INPUT_FRAME * 2 + 123).map((_, i) => i & 0xff);
+  t.push(big);
+  const frames = t.take(0);
+  assert.deepEqual(
+    frames.map((f) => f.length),
+    [MAX_INPUT_FRAME, MAX_INPUT_FRAME, 123],
+  );
+  const joined = new Uint8Array(big.length);
+  let off = 0;
+  for (const f of frames) {
+    joined.set(f, off);
+    off += f.length;
+  }
+  assert.deepEqual(joined, big);
+});
+
+test('InputThrottle keeps below the rate, coalescing queued input', () => {
+  const t = new InputThrottle({ burst: 3, perSecond: 2, now: 0 });
+  for (let i = 0; i < 10; i++) t.push(Uint8Array.of(48 + i));
+  const first = t.take(0);
+  assert.equal(first.length, 1); // queued input goes out as one frame
+  assert.deepEqual([...first[0]], [48, 49, 50, 51, 52, 53, 54, 55, 56, 57]);
+  assert.equal(t.pending, 0);
+  t.push(Uint8Array.of(1));
+  assert.equal(t.take(0).length, 1);
+  t.push(Uint8Array.of(1));
+  assert.equal(t.take(0).length, 1); // burst of 3 used up
+
+  t.push(Uint8Array.of(1));
+  t.push(Uint8Array.of(2));
+  assert.deepEqual(t.take(0), []); // bucket empty
+  assert.equal(t.delay(0), 500); // one token per 500 ms
+  assert.deepEqual(t.take(499), []);
+  const later = t.take(500);
+  assert.equal(later.length, 1);
+  assert.deepEqual([...later[0]], [1, 2]);
+});
+
+test('InputThrottle: frames per second stay within the server bucket', () => {
+  const burst = 100;
+  const perSecond = 50;
+  const t = new InputThrottle({ burst, perSecond, now: 0 });
+  // Simulate the server's bucket seeing the client's frames.
+  let tokens = burst;
+  let last = 0;
+  for (let ms = 0; ms < 10_000; ms += 5) {
+    t.push(Uint8Array.of(1, 2, 3)); // a mouse-drag storm: 200 events per second
+    for (const _ of t.take(ms)) {
+      tokens = Math.min(burst, tokens + ((ms - last) / 1000) * perSecond);
+      last = ms;
+      tokens -= 1;
+      assert.ok(tokens >= -1e-9, `server would close at ${ms} ms`);
+    }
+  }
+});
+
+test('InputThrottle refuses more than maxQueued bytes', () => {
+  const t = new InputThrottle({ burst: 1, perSecond: 1, maxQueued: 10, now: 0 });
+  assert.equal(t.push(new Uint8Array(8)), true);
+  assert.equal(t.push(new Uint8Array(8)), false);
+  assert.equal(t.pending, 8);
+});
+
+test('binaryStringToBytes keeps bytes', () => {
+  assert.deepEqual([...binaryStringToBytes('\x1b[M\xff\x80')], [0x1b, 0x5b, 0x4d, 0xff, 0x80]);
+});
+
+test('clampSize', () => {
+  assert.deepEqual(clampSize(80.7, 24.2), { cols: 80, rows: 24 });
+  assert.deepEqual(clampSize(5000, 900), { cols: 1000, rows: 500 });
+  assert.equal(clampSize(0, 24), null);
+  assert.equal(clampSize(NaN, 24), null);
+  assert.equal(clampSize(undefined, undefined), null);
+});
+
+test('buildWsUrl makes absolute ws/wss URLs with the query', () => {
+  assert.equal(
+    buildWsUrl('/ws/sessions/abc/terminals/1/', { href: 'https://lab.example.edu/labs/3/' }, { cols: 120, rows: 40 }),
+    'wss://lab.example.edu/ws/sessions/abc/terminals/1/?cols=120&rows=40',
+  );
+  assert.equal(
+    buildWsUrl('/ws/sessions/abc/events/', { href: 'http://localhost:8000/labs/3/' }),
+    'ws://localhost:8000/ws/sessions/abc/events/',
+  );
+  assert.equal(
+    buildWsUrl('wss://other.example/ws/x/', { href: 'https://lab.example.edu/' }),
+    'wss://other.example/ws/x/',
+  );
+});
+
+test('commandLines', () => {
+  assert.deepEqual(commandLines('ls -l\n'), ['ls -l']);
+  assert.deepEqual(commandLines('\nunshare -p -f \\\n  --mount-proc bash\n\n'), ['unshare -p -f \\', '  --mount-proc bash']);
+  assert.deepEqual(commandLines('cat <<EOF\na\n\nb\nEOF\r\n'), ['cat <<EOF', 'a', '', 'b', 'EOF']);
+  assert.deepEqual(commandLines('  \n'), []);
+});
+
+test('formatDuration and timerLevel', () => {
+  assert.equal(formatDuration(2700), '45:00');
+  assert.equal(formatDuration(59), '0:59');
+  assert.equal(formatDuration(3725), '1:02:05');
+  assert.equal(formatDuration(-3), '0:00');
+  assert.equal(timerLevel(2700), '');
+  assert.equal(timerLevel(299), 'warning');
+  assert.equal(timerLevel(300), '');
+  assert.equal(timerLevel(59), 'danger');
+});
+
+test('parseSessionAttr', () => {
+  assert.equal(parseSessionAttr(''), null);
+  assert.equal(parseSessionAttr('  '), null);
+  assert.equal(parseSessionAttr('{bad'), null);
+  assert.equal(parseSessionAttr('{}'), null);
+  assert.deepEqual(parseSessionAttr('{"id":"u1","state":"running"}'), { id: 'u1', state: 'running' });
+});
+
+test('readCookie', () => {
+  assert.equal(readCookie('a=1; csrftoken=abc%3D; b=2', 'csrftoken'), 'abc=');
+  assert.equal(readCookie('xcsrftoken=1', 'csrftoken'), '');
+  assert.equal(readCookie('', 'csrftoken'), '');
+});
