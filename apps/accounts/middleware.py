@@ -20,7 +20,13 @@ class ApiTokenMiddleware:
                 .first()
             )
             if row is not None:
-                request.user = row.user
+                user = row.user
+                request.user = user
+
+                async def auser():
+                    return user
+
+                request.auser = auser
                 # Tokens are not cookies: a forged cross-site request cannot carry one.
                 request._dont_enforce_csrf_checks = True
                 ApiToken.objects.filter(pk=row.pk).update(last_used_at=timezone.now())

@@ -35,8 +35,9 @@ def assign_role(user, role: Role) -> None:
     groups = {r: Group.objects.get_or_create(name=r.value)[0] for r in Role}
     user.groups.remove(*groups.values())
     user.groups.add(groups[role])
-    user.is_staff = role == Role.ADMIN
-    user.save(update_fields=["is_staff"])
+    # Administrators manage everything through the Django admin as well.
+    user.is_staff = user.is_superuser = role == Role.ADMIN
+    user.save(update_fields=["is_staff", "is_superuser"])
 
 
 def _in_group(user, role: Role) -> bool:

@@ -34,7 +34,7 @@ def join_class(request):
     form = JoinClassForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         classroom = form.cleaned_data["code"]
-        _, created = Enrollment.objects.get_or_create(classroom=classroom, student=request.user)
+        _row, created = Enrollment.objects.get_or_create(classroom=classroom, student=request.user)
         if created:
             messages.success(request, _("You joined %(name)s.") % {"name": classroom.name})
         else:

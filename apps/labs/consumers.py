@@ -8,6 +8,7 @@ as bytes; the sandbox is reached only through the service layer's backend.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -166,6 +167,8 @@ class TerminalConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
     async def disconnect(self, code) -> None:
         if self.pump is not None:
             self.pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.pump
         if self.terminal is not None:
             await self.terminal.close()
             await self.channel_layer.group_discard(

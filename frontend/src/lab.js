@@ -294,7 +294,12 @@ export class LabController {
 
     if (session.state === SessionState.RUNNING) {
       if (!this.terminals.length) this.openTab(1);
-      else if (prevState !== SessionState.RUNNING) for (const t of this.terminals) t.conn.reconnectNow();
+      else if (prevState !== SessionState.RUNNING) {
+        // After a reset: the kept tabs reconnect to the new sandbox.
+        for (const t of this.terminals) t.conn.reconnectNow();
+        const active = this._active();
+        if (active) active.conn.focus();
+      }
     } else if (FINAL_STATES.includes(session.state)) {
       for (const t of this.terminals) {
         if (t.conn.state !== 'ended') t.conn.disconnect(endMessage(session));

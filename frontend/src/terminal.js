@@ -73,7 +73,7 @@ export class TerminalConnection {
 
     this._ws = null;
     this._gen = 0; // bumped for every socket; events of older sockets are ignored
-    this._everOpened = false;
+    this._hadOutput = false; // a socket of this terminal has received something
     this._sentSize = null;
     this._acks = new AckBatcher();
     this._backoff = new Backoff();
@@ -160,20 +160,25 @@ export class TerminalConnection {
       if (gen === this._gen && ws.readyState === WebSocket.CONNECTING) ws.close();
     }, CONNECT_TIMEOUT_MS);
 
+    let first = true;
     ws.onopen = () => {
-      if (gen !== this._gen) return;
-      this._clearTimer('connect');
-      if (this._everOpened) {
-        // Same Terminal, new socket: the server replays recent output first, so
-        // clear the screen, ordered after any output still queued in xterm.js.
-        this.term.write('', () => {
-          if (gen === this._gen) this.term.reset();
-        });
-      }
-      this._everOpened = true;
+      if (gen === this._gen) this._clearTimer('connect');
     };
     ws.onmessage = (ev) => {
       if (gen !== this._gen) return;
+      if (first) {
+        first = false;
+        if (this._hadOutput) {
+          // Same Terminal, new socket: the server replays recent output first, so clear
+          // the screen just before it, ordered after any output still queued in xterm.js.
+          // (Done on the first message rather than on open, so that a socket refused
+          // right after the handshake does not wipe what the student was looking at.)
+          this.term.write('', () => {
+            if (gen === this._gen) this.term.reset();
+          });
+        }
+        this._hadOutput = true;
+      }
       if (typeof ev.data === 'string') this._onControl(ev.data);
       else this._onOutput(new Uint8Array(ev.data), gen);
     };

@@ -1,0 +1,110 @@
+"""Pages render for every role in both languages; staff pages are closed to students."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+
+def pages(course):
+    module = course.modules.get(slug="basics")
+    lab = module.labs.get(slug="hello")
+    return [
+        course.get_absolute_url(),
+        module.get_absolute_url(),
+        lab.get_absolute_url(),
+    ]
+
+
+@pytest.mark.parametrize("language,expected", [("zh-hans", "开始实验"), ("en", "Start lab")])
+@pytest.mark.parametrize("who", ["anonymous", "alice", "carol", "erin"])
+def test_course_pages_render_for_each_role_and_language(
+    client, course, alice, carol, erin, who, language, expected
+):
+    if who != "anonymous":
+        client.login(username=who, password=PASSWORD)
+    client.cookies["django_language"] = language
+    for url in pages(course):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert response["Content-Language"] == language
+    lab_page = client.get(pages(course)[2]).content.decode()
+    assert expected in lab_page
+    assert "写一个文件" in lab_page  # course content stays Chinese in both languages
+
+
+def test_home_goes_to_the_only_course(client, course):
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"] == course.get_absolute_url()
+
+
+def test_module_page_lists_ready_and_planned_labs(client, course):
+    html = client.get(course.modules.get(slug="more").get_absolute_url()).content.decode()
+    assert "以后再做" in html
+    assert "学生将在虚拟机里查看内核" in html  # the plan of a planned lab is shown
+
+
+def test_language_switch_sets_english(client, course):
+    response = client.post("/i18n/setlang/", {"language": "en", "next": "/"})
+    assert response.status_code == 302
+    html = client.get(course.get_absolute_url()).content.decode()
+    assert "Test course" in html and "Log in" in html
+
+
+STAFF_PAGES = ["accounts:classes", "accounts:create"]
+
+
+@pytest.mark.parametrize("name", STAFF_PAGES)
+def test_student_cannot_reach_instructor_pages(client, alice, name):
+    client.login(username="alice", password=PASSWORD)
+    assert client.get(reverse(name)).status_code == 403
+
+
+@pytest.mark.parametrize("name", STAFF_PAGES)
+def test_anonymous_is_sent_to_login(client, name):
+    response = client.get(reverse(name))
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+
+
+def test_student_cannot_open_django_admin(client, alice):
+    client.login(username="alice", password=PASSWORD)
+    response = client.get("/admin/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_admin_can_open_django_admin(client, erin):
+    client.login(username="erin", password=PASSWORD)
+    assert client.get("/admin/").status_code == 200
+    assert client.get("/admin/hosts/host/").status_code == 200
+
+
+def test_instructor_sees_own_class_not_others(client, carol, dave):
+    client.login(username="dave", password=PASSWORD)
+    from apps.accounts.models import Classroom
+
+    carols = Classroom.objects.get(name="Carol's class")
+    assert client.get(reverse("accounts:class", args=[carols.pk])).status_code == 403
+    client.login(username="carol", password=PASSWORD)
+    page = client.get(reverse("accounts:class", args=[carols.pk]))
+    assert page.status_code == 200 and "alice" in page.content.decode()
+
+
+def test_login_page_works(client, alice):
+    assert client.get("/accounts/login/").status_code == 200
+    response = client.post("/accounts/login/", {"username": "alice", "password": PASSWORD})
+    assert response.status_code == 302
+    assert client.get(reverse("accounts:profile")).status_code == 200
+
+
+def test_diagram_is_served_and_path_escape_refused(client, course):
+    ok = client.get("/assets/testcourse/01-basics/diagrams/layers.svg")
+    assert ok.status_code == 200 and ok["Content-Type"] == "image/svg+xml"
+    assert "default-src 'none'" in ok["Content-Security-Policy"]
+    assert client.get("/assets/testcourse/01-basics/diagrams/..%2Flesson.md").status_code == 404
+    assert client.get("/assets/testcourse/01-basics/diagrams/nope.svg").status_code == 404
