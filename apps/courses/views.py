@@ -10,7 +10,7 @@ from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 
 from apps.courses.models import Course, Lab, Module, StepProgress
-from apps.labs.models import ACTIVE_STATES, LabSession
+from apps.labs.models import LIVE_STATES, LabSession
 from apps.labs.serializers import session_json
 from apps.labs.services import passed_steps
 
@@ -78,7 +78,7 @@ def lab(request, course_slug: str, module_slug: str, lab_slug: str):
         step.passed = step.number in passed
     session = None
     if request.user.is_authenticated:
-        active = LabSession.objects.filter(owner=request.user, lab=lab, state__in=ACTIVE_STATES)
+        active = LabSession.objects.filter(owner=request.user, lab=lab, state__in=LIVE_STATES)
         if found := active.select_related("lab", "owner").first():
             session = session_json(found)
     return render(

@@ -23,8 +23,10 @@ class State(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
-#: States in which a sandbox exists or is wanted: at most one such session per student and lab.
+#: States in which a sandbox exists or is on its way out.
 ACTIVE_STATES = (State.REQUESTED, State.STARTING, State.RUNNING, State.STOPPING)
+#: States in which the student has (or will have) a sandbox: one such session per lab, so
+#: a Reset can start the new sandbox while the old one is still being removed.
 LIVE_STATES = (State.REQUESTED, State.STARTING, State.RUNNING)
 ENDED_STATES = (State.STOPPED, State.EXPIRED, State.FAILED)
 
@@ -72,8 +74,8 @@ class LabSession(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["owner", "lab"],
-                condition=Q(state__in=ACTIVE_STATES),
-                name="one_active_session_per_lab",
+                condition=Q(state__in=LIVE_STATES),
+                name="one_live_session_per_lab",
             )
         ]
         indexes = [models.Index(fields=["state"])]

@@ -5,6 +5,7 @@ same transition, and a crash half-way leaves a row the reconciler will pick up."
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 
@@ -27,7 +28,11 @@ PROGRESS_WRITE_INTERVAL = 1.0
 def kick(session_id, state: State) -> None:
     """Act on a session now, in the background of the running event loop."""
     action = provision if state == State.REQUESTED else teardown
-    task = asyncio.get_running_loop().create_task(action(session_id))
+    # A fresh context: the task outlives the request, so it must not inherit the request's
+    # thread-sensitive executor (asgiref), which closes with the response.
+    task = asyncio.get_running_loop().create_task(
+        action(session_id), context=contextvars.Context()
+    )
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
 

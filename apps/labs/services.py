@@ -18,7 +18,7 @@ from apps.courses.models import Lab, Step, StepProgress
 from apps.hosts.models import Host
 from apps.labs.engines import DEFAULT_KEY_FOR_KIND
 from apps.labs.errors import LabError
-from apps.labs.models import ACTIVE_STATES, LIVE_STATES, EndReason, LabSession, State
+from apps.labs.models import LIVE_STATES, EndReason, LabSession, State
 from apps.labs.specs import sandbox_name
 
 #: Activity is written at most this often per session, so typing costs no database load.
@@ -36,7 +36,7 @@ def start_session(user, lab: Lab) -> tuple[LabSession, bool]:
         return existing, False
     limit = settings.LABSITE_MAX_ACTIVE_SESSIONS
     if not is_instructor(user) and (
-        LabSession.objects.filter(owner=user, state__in=ACTIVE_STATES).count() >= limit
+        LabSession.objects.filter(owner=user, state__in=LIVE_STATES).count() >= limit
     ):
         raise LabError(
             "too_many_sessions",
@@ -134,7 +134,7 @@ def passed_steps(user, lab: Lab) -> set[int]:
 
 
 def _active(user, lab: Lab) -> LabSession | None:
-    return LabSession.objects.filter(owner=user, lab=lab, state__in=ACTIVE_STATES).first()
+    return LabSession.objects.filter(owner=user, lab=lab, state__in=LIVE_STATES).first()
 
 
 def _place(lab: Lab) -> Host | None:

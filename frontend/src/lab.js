@@ -214,6 +214,7 @@ export class LabController {
     button.textContent = interpolate(gettext('Terminal %(n)s'), { n });
     button.addEventListener('click', () => this.switchTab(n));
     this.tabsEl.insertBefore(button, this.addTabButton);
+    this.tabsEl.hidden = false; // before the terminal measures its space
     this.termsEl.append(pane);
     // The pane must be visible while xterm.js measures its font.
     for (const t of this.terminals) t.pane.hidden = true;
@@ -291,6 +292,7 @@ export class LabController {
     this._setDeadline(session);
     if (session.progress) this.progress = session.progress;
     this._syncSteps(session);
+    this._render(); // first, so that terminals open into the final layout
 
     if (session.state === SessionState.RUNNING) {
       if (!this.terminals.length) this.openTab(1);

@@ -56,6 +56,7 @@ def test_renewed_code_replaces_old(client, carol):
 def test_instructor_creates_student_in_class(client, carol):
     classroom = Classroom.objects.get(name="Carol's class")
     client.login(username="carol", password=PASSWORD)
+    client.cookies["django_language"] = "en"
     response = client.post(
         reverse("accounts:create"),
         {"username": "frank", "role": "student", "classroom": classroom.pk},
