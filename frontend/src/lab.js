@@ -206,6 +206,7 @@ export class LabController {
     const pane = document.createElement('div');
     pane.className = 'terminal-pane';
     pane.dataset.tab = String(n);
+    pane.setAttribute('role', 'tabpanel');
     const button = document.createElement('button');
     button.type = 'button';
     button.className = 'terminal-tab';

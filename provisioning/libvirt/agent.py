@@ -1,0 +1,135 @@
+"""Running commands in a guest through qemu-guest-agent, never through the student's console.
+
+Every template runs Debian's ``qemu-guest-agent`` on the virtio-serial port
+``org.qemu.guest_agent.0`` (the tiny template copies the binary and its
+libraries into its initramfs). libvirt relays the agent's JSON protocol with
+``libvirt_qemu.qemuAgentCommand``, a blocking call that goes through the
+backend's executor.
+
+A check runs as ``setsid sh -c SCRIPT`` with stderr merged into stdout, so it
+leads its own process group. Past its timeout the whole group is killed with
+another ``guest-exec`` (``kill -KILL -- -PID``), which also ends what the script
+started in the background; the result then says ``timed_out``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import libvirt
+import libvirt_qemu
+
+from provisioning.base import CheckResult, SandboxError
+
+log = logging.getLogger(__name__)
+
+#: The environment of every command run in a guest.
+GUEST_ENV = (
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME=/root",
+    "LANG=C.UTF-8",
+    "TERM=dumb",
+)
+#: Output kept from a check: the start is what explains a failure.
+MAX_OUTPUT = 64 * 1024
+#: Seconds one agent command may take before libvirt gives up on it.
+COMMAND_TIMEOUT = 10
+
+Call = Callable[..., Awaitable[Any]]
+
+
+class AgentUnavailable(SandboxError):
+    """The guest agent does not answer (guest still booting, or hung)."""
+
+
+class GuestAgent:
+    """qemu-guest-agent commands for one backend; ``call`` runs blocking code in its executor."""
+
+    def __init__(self, call: Call) -> None:
+        self._call = call
+
+    async def command(self, dom: libvirt.virDomain, execute: str, **arguments: Any) -> Any:
+        payload: dict[str, Any] = {"execute": execute}
+        if arguments:
+            payload["arguments"] = arguments
+        try:
+            reply = await self._call(
+                libvirt_qemu.qemuAgentCommand, dom, json.dumps(payload), COMMAND_TIMEOUT, 0
+            )
+        except libvirt.libvirtError as exc:
+            raise AgentUnavailable(f"The VM's agent does not answer ({exc}).") from exc
+        return json.loads(reply).get("return")
+
+    async def ping(self, dom: libvirt.virDomain) -> bool:
+        try:
+            await self.command(dom, "guest-ping")
+        except AgentUnavailable:
+            return False
+        return True
+
+    async def wait(self, dom: libvirt.virDomain, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not await self.ping(dom):
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.5)
+        return True
+
+    async def spawn(self, dom: libvirt.virDomain, argv: list[str]) -> int:
+        reply = await self.command(
+            dom, "guest-exec", path=argv[0], arg=argv[1:], env=list(GUEST_ENV),
+            **{"capture-output": True},
+        )  # fmt: skip
+        return int(reply["pid"])
+
+    async def run_script(self, dom: libvirt.virDomain, script: str, timeout: float) -> CheckResult:
+        """Run ``script`` with ``sh``; kill its process group after ``timeout`` seconds."""
+        pid = await self.spawn(dom, ["setsid", "sh", "-c", "exec 2>&1\n" + script])
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while True:
+            status = await self.command(dom, "guest-exec-status", pid=pid)
+            if status.get("exited"):
+                return _result(status)
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+        log.info("check pid %d ran past %.0f s: killing its process group", pid, timeout)
+        await self.spawn(dom, ["kill", "-KILL", "--", f"-{pid}"])
+        status = await self._final_status(dom, pid)
+        return CheckResult(
+            passed=False, exit_code=None, output=_output(status), timed_out=True
+        )
+
+    async def _final_status(self, dom: libvirt.virDomain, pid: int) -> dict[str, Any]:
+        """The output a killed check left, once the agent has collected it (2 s at most)."""
+        status: dict[str, Any] = {}
+        for _ in range(20):
+            status = await self.command(dom, "guest-exec-status", pid=pid)
+            if status.get("exited"):
+                break
+            await asyncio.sleep(0.1)
+        return status
+
+
+def _result(status: dict[str, Any]) -> CheckResult:
+    if "exitcode" in status:
+        code = int(status["exitcode"])
+    else:
+        code = 128 + int(status.get("signal", 0))
+    return CheckResult(passed=code == 0, exit_code=code, output=_output(status))
+
+
+def _output(status: dict[str, Any]) -> str:
+    data = b"".join(base64.b64decode(status.get(key, "")) for key in ("out-data", "err-data"))
+    text = data[:MAX_OUTPUT].decode("utf-8", errors="replace")
+    if len(data) > MAX_OUTPUT or status.get("out-truncated"):
+        text += "\n[output truncated]"
+    return text
