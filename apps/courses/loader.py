@@ -185,7 +185,8 @@ def _read_module(course_slug: str, number: int, slug: str, path: Path) -> Module
     if not lesson.is_file():
         raise ContentError(lesson, None, "file is missing")
     rendered = render_markdown(
-        lesson.read_text(encoding="utf-8"), asset_base_url=f"/assets/{course_slug}/{path.name}/"
+        _without_title(lesson.read_text(encoding="utf-8")),
+        asset_base_url=f"/assets/{course_slug}/{path.name}/",
     )
     module = ModuleData(
         number=number,
@@ -204,6 +205,14 @@ def _read_module(course_slug: str, number: int, slug: str, path: Path) -> Module
     return module
 
 
+def _without_title(text: str) -> str:
+    """The page shows the module's title already; drop a leading ``# title`` line."""
+    stripped = text.lstrip()
+    if stripped.startswith("# "):
+        return stripped.partition("\n")[2]
+    return text
+
+
 def _read_lab(path: Path, order: int) -> LabData:
     if not LAB_SLUG.match(path.name):
         raise ContentError(path, None, "a lab folder name must be lowercase letters, digits, '-'")
@@ -220,7 +229,7 @@ def _read_lab(path: Path, order: int) -> LabData:
     dockerfile = path / "Dockerfile"
     lab = LabData(
         slug=path.name,
-        order=order,
+        order=meta.number("order", order + 1, int) if "order" in meta.data else order + 1,
         title=meta.text("title"),
         summary=meta.text("summary", required=False),
         plan=meta.text("plan", required=False),

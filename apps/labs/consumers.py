@@ -241,9 +241,4 @@ def _clamp(cols, rows) -> tuple[int, int]:
 def _language(scope) -> str:
     cookies = scope.get("cookies", {})
     lang = cookies.get(settings.LANGUAGE_COOKIE_NAME)
-    if lang in dict(settings.LANGUAGES):
-        return lang
-    for name, value in scope.get("headers", []):
-        if name == b"accept-language" and value.decode(errors="ignore").lower().startswith("en"):
-            return "en"
-    return settings.LANGUAGE_CODE
+    return lang if lang in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE

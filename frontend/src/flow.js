@@ -12,6 +12,7 @@ import {
   MAX_ROWS,
   MIN_COLS,
   MIN_ROWS,
+  MessageType,
   RECONNECT_BASE_MS,
   RECONNECT_MAX_MS,
 } from './protocol.js';
@@ -124,30 +125,28 @@ export function closePolicy(code) {
 // ---------------------------------------------------------------------------
 
 /**
- * Queues keystroke bytes and releases them as frames that respect the server's
- * limits: at most `maxFrame` bytes per frame and a token bucket of `burst` frames
- * refilled at `perSecond`. By default the browser keeps a safety margin below the
- * server's bucket (half the burst, 80 % of the rate) because network jitter can bunch
- * frames up on arrival. While frames wait, later input is coalesced into them, so
- * input order is kept and typing never waits behind anything but earlier input.
+ * The browser's share of the server's input bucket (INPUT_RATE_BURST frames refilled at
+ * INPUT_RATE_PER_SECOND; the server counts every frame, text or binary). The browser
+ * stays well below it, because network jitter can bunch frames up on arrival:
+ * keystrokes get 40 % of the burst and 60 % of the rate, control messages (acks,
+ * resizes) 10 % and 20 %; together half the burst and 80 % of the rate.
  */
-export class InputThrottle {
-  constructor({
-    burst = Math.max(1, Math.floor(INPUT_RATE_BURST / 2)),
-    perSecond = INPUT_RATE_PER_SECOND * 0.8,
-    maxFrame = MAX_INPUT_FRAME,
-    maxQueued = 4 * 1024 * 1024,
-    now = 0,
-  } = {}) {
+export const KEYS_BUDGET = Object.freeze({
+  burst: Math.max(1, Math.floor(INPUT_RATE_BURST * 0.4)),
+  perSecond: INPUT_RATE_PER_SECOND * 0.6,
+});
+export const CONTROL_BUDGET = Object.freeze({
+  burst: Math.max(1, Math.floor(INPUT_RATE_BURST * 0.1)),
+  perSecond: INPUT_RATE_PER_SECOND * 0.2,
+});
+
+/** A token bucket: `burst` tokens, refilled at `perSecond`; times in milliseconds. */
+export class TokenBucket {
+  constructor(burst, perSecond, now = 0) {
     this.burst = burst;
     this.perSecond = perSecond;
-    this.maxFrame = maxFrame;
-    this.maxQueued = maxQueued;
     this.tokens = burst;
     this.last = now;
-    /** @type {Uint8Array[]} */
-    this.queue = [];
-    this.queued = 0;
   }
 
   _refill(now) {
@@ -155,6 +154,44 @@ export class InputThrottle {
       this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.perSecond);
       this.last = now;
     }
+  }
+
+  /** Take one token if there is one. */
+  take(now) {
+    this._refill(now);
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  /** Milliseconds until a token is available (0 if one is). */
+  delay(now) {
+    this._refill(now);
+    if (this.tokens >= 1) return 0;
+    return Math.ceil(((1 - this.tokens) / this.perSecond) * 1000);
+  }
+}
+
+/**
+ * Queues keystroke bytes and releases them as frames that respect the server's limits:
+ * at most `maxFrame` bytes per frame, and a token bucket (KEYS_BUDGET by default).
+ * While frames wait, later input is coalesced into them, so input order is kept and
+ * typing never waits behind anything but earlier input.
+ */
+export class InputThrottle {
+  constructor({
+    burst = KEYS_BUDGET.burst,
+    perSecond = KEYS_BUDGET.perSecond,
+    maxFrame = MAX_INPUT_FRAME,
+    maxQueued = 4 * 1024 * 1024,
+    now = 0,
+  } = {}) {
+    this.bucket = new TokenBucket(burst, perSecond, now);
+    this.maxFrame = maxFrame;
+    this.maxQueued = maxQueued;
+    /** @type {Uint8Array[]} */
+    this.queue = [];
+    this.queued = 0;
   }
 
   /** Queue bytes. Returns false (and queues nothing) if that would exceed maxQueued. */
@@ -172,21 +209,14 @@ export class InputThrottle {
 
   /** Frames that may be sent now (each at most maxFrame bytes). */
   take(now) {
-    this._refill(now);
     const frames = [];
-    while (this.queued > 0 && this.tokens >= 1) {
-      frames.push(this._nextFrame());
-      this.tokens -= 1;
-    }
+    while (this.queued > 0 && this.bucket.take(now)) frames.push(this._nextFrame());
     return frames;
   }
 
   /** Milliseconds until take() can release something (null: nothing queued). */
   delay(now) {
-    if (!this.queued) return null;
-    this._refill(now);
-    if (this.tokens >= 1) return 0;
-    return Math.ceil(((1 - this.tokens) / this.perSecond) * 1000);
+    return this.queued ? this.bucket.delay(now) : null;
   }
 
   clear() {
@@ -214,6 +244,49 @@ export class InputThrottle {
     }
     this.queued -= size;
     return frame;
+  }
+}
+
+/**
+ * Control messages waiting for a token of the CONTROL_BUDGET: acknowledged bytes add
+ * up into one ack, and only the latest size is kept, so nothing is lost by waiting.
+ * take() returns the message objects to send now (a resize before an ack).
+ */
+export class ControlQueue {
+  constructor({ burst = CONTROL_BUDGET.burst, perSecond = CONTROL_BUDGET.perSecond, now = 0 } = {}) {
+    this.bucket = new TokenBucket(burst, perSecond, now);
+    this.ackBytes = 0;
+    this.size = null;
+  }
+
+  ack(bytes) {
+    if (bytes > 0) this.ackBytes += bytes;
+  }
+
+  resize(cols, rows) {
+    this.size = { cols, rows };
+  }
+
+  get pending() {
+    return !!this.size || this.ackBytes > 0;
+  }
+
+  take(now) {
+    const out = [];
+    if (this.size && this.bucket.take(now)) {
+      out.push({ type: MessageType.RESIZE, cols: this.size.cols, rows: this.size.rows });
+      this.size = null;
+    }
+    if (this.ackBytes > 0 && this.bucket.take(now)) {
+      out.push({ type: MessageType.ACK, bytes: this.ackBytes });
+      this.ackBytes = 0;
+    }
+    return out;
+  }
+
+  /** Milliseconds until take() can send something (null: nothing pending). */
+  delay(now) {
+    return this.pending ? this.bucket.delay(now) : null;
   }
 }
 

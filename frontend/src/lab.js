@@ -1,15 +1,29 @@
 /*
  * Lab page controller (entry point of dist/lab.js; global `LabSite`).
  *
- * DOM contract: the Django template renders exactly this (class names are styled by
- * app.css; data-role / data-action attributes are what this script looks for):
+ * DOM contract: what the template (templates/courses/lab.html) renders. data-role /
+ * data-action attributes are what this script looks for; classes are styled by app.css.
+ * Elements marked (optional) may be left out.
  *
- *   <div class="lab-layout">
- *     <div id="lab-app" data-lab-id="3" data-start-url="/api/labs/3/sessions/"
- *          data-session='{"id": ...session JSON as the API returns it...}'   (or data-session="")>
+ *   <div class="lab-layout">                      two columns: steps left, #lab-app right
+ *     <aside class="lab-steps">
+ *       …title, summary…
+ *       <span class="badge" data-role="passed-count">2/5 done</span>          (optional)
+ *       <section class="step" data-step="1" data-passed="false">
+ *         <h3><span class="step-number">1</span> …title…</h3>   (.step-number optional: CSS numbers steps)
+ *         <div class="step-body">rendered markdown; commands as <pre><code class="language-bash">…</code></pre></div>
+ *         <button class="btn" data-action="check" data-step="1">…</button>
+ *         <div class="check-result" data-role="check-result"></div>
+ *       </section>
+ *     </aside>
+ *     <section id="lab-app" data-lab-id="3" data-start-url="/api/labs/3/sessions/"
+ *              data-session="{…session JSON as the API returns it…}"   (or data-session="")
+ *              data-logged-in="true|false"       (optional; "false" keeps Start disabled)
+ *              data-max-tabs="4">                (optional; LABSITE_MAX_TABS, at most 4)
  *       <div class="lab-toolbar">
  *         <span class="lab-state" data-role="state"></span>
  *         <span class="lab-timer" data-role="time-left"></span>
+ *         <span class="spacer"></span>                                          (optional)
  *         <button class="btn btn-primary" data-action="start">…</button>
  *         <button class="btn" data-action="extend">…</button>
  *         <button class="btn" data-action="reset">…</button>
@@ -18,29 +32,24 @@
  *       <div class="lab-progress" data-role="progress" hidden><div class="bar"></div><span class="msg"></span></div>
  *       <div class="lab-message" data-role="message" hidden></div>
  *       <div class="terminal-tabs" data-role="tabs"></div>
- *       <div class="terminal-area" data-role="terminals"></div>
- *     </div>
- *     <aside class="lab-steps">
- *       <section class="step" data-step="1" data-passed="false">
- *         <h3>…</h3>
- *         <div class="step-body">rendered markdown, commands as <pre><code class="language-bash">…</code></pre></div>
- *         <button class="btn" data-action="check" data-step="1">…</button>
- *         <div class="check-result" data-role="check-result"></div>
- *       </section>
- *     </aside>
+ *       <div class="terminal-area" data-role="terminals">
+ *         <div class="terminal-placeholder">…press Start…</div>                 (optional)
+ *       </div>
+ *     </section>
  *   </div>
  *
- * Notes:
- * - The wrapper .lab-layout is only for CSS (two columns); the steps are found as the
- *   `.lab-steps` inside the closest `.lab-layout`, else anywhere in the document.
- * - The button classes (btn, btn-primary, …) are styling only; button labels come from the
- *   template (translated there). The script only enables/disables the buttons.
- * - The CSRF token is read from the `csrftoken` cookie, or else from a
- *   `<input name="csrfmiddlewaretoken">` anywhere in the page ({% csrf_token %}).
- * - Load order: Django's JavaScript catalog (window.gettext) before dist/lab.js; the
- *   stylesheets dist/app.css and dist/xterm.css in <head>.
- * - The script sets on #lab-app: data-state="<session state or none>".
- *   On each terminal pane (.terminal-pane): data-state = idle|connecting|attached|waiting|ended.
+ * Behaviour the template can rely on:
+ * - Toolbar buttons are shown only when they apply (Start: no active session; Extend and
+ *   Reset: running; Stop: requested/starting/running) via the `hidden` attribute, and
+ *   disabled while a request is in flight (Extend also when !session.can_extend). Their
+ *   labels come from the template. Check buttons are enabled only while running.
+ * - The steps are the `.lab-steps` inside the closest `.lab-layout` (else anywhere).
+ * - CSRF: the `csrftoken` cookie, else an <input name="csrfmiddlewaretoken"> in the page.
+ * - API paths: session.url if the session has one, else /api/sessions/<id>/.
+ * - Load order: Django's JavaScript catalog (window.gettext) before dist/lab.js (defer is
+ *   fine); stylesheets dist/app.css and dist/xterm.css in <head>.
+ * - The script sets #lab-app[data-state] = session state or "none", and on each
+ *   .terminal-pane and .terminal-tab: data-state = idle|connecting|attached|waiting|ended.
  */
 
 import { ACTIVE_STATES, FINAL_STATES, MAX_TABS, MessageType, SessionState, STATUS_ATTACHED } from './protocol.js';
@@ -77,6 +86,8 @@ export class LabController {
   constructor(root) {
     this.root = root;
     this.startUrl = root.dataset.startUrl;
+    this.loggedIn = root.dataset.loggedIn !== 'false';
+    this.maxTabs = Math.min(MAX_TABS, Number(root.dataset.maxTabs) || MAX_TABS);
     this.session = parseSessionAttr(root.dataset.session || '');
 
     const q = (sel) => root.querySelector(sel);
@@ -86,6 +97,7 @@ export class LabController {
     this.messageEl = q('[data-role="message"]');
     this.tabsEl = q('[data-role="tabs"]');
     this.termsEl = q('[data-role="terminals"]');
+    this.placeholderEl = this.termsEl.querySelector('.terminal-placeholder');
     this.buttons = {
       start: q('[data-action="start"]'),
       extend: q('[data-action="extend"]'),
@@ -94,6 +106,7 @@ export class LabController {
     };
     const layout = root.closest('.lab-layout');
     this.stepsEl = (layout && layout.querySelector('.lab-steps')) || document.querySelector('.lab-steps');
+    this.passedCountEl = (layout || document).querySelector('[data-role="passed-count"]');
 
     /** @type {{tab: number, conn: TerminalConnection, pane: HTMLElement, button: HTMLElement}[]} */
     this.terminals = [];
@@ -170,7 +183,10 @@ export class LabController {
     try {
       const data = await api('POST', this._sessionUrl(`steps/${encodeURIComponent(step)}/check/`));
       if (result) showCheckResult(result, data);
-      if (data && data.passed && section) section.dataset.passed = 'true';
+      if (data && data.passed && section) {
+        section.dataset.passed = 'true';
+        this._renderPassedCount();
+      }
     } catch (err) {
       if (result) showCheckError(result, err.message);
     } finally {
@@ -201,7 +217,7 @@ export class LabController {
       n = 1;
       while (this.terminals.some((t) => t.tab === n)) n++;
     }
-    if (n > MAX_TABS || this.terminals.some((t) => t.tab === n)) return null;
+    if (n > this.maxTabs || this.terminals.some((t) => t.tab === n)) return null;
 
     const pane = document.createElement('div');
     pane.className = 'terminal-pane';
@@ -304,9 +320,7 @@ export class LabController {
         if (active) active.conn.focus();
       }
     } else if (FINAL_STATES.includes(session.state)) {
-      for (const t of this.terminals) {
-        if (t.conn.state !== 'ended') t.conn.disconnect(endMessage(session));
-      }
+      for (const t of this.terminals) t.conn.disconnect(endMessage(session));
       this._unfollow();
     }
     this._render();
@@ -394,18 +408,20 @@ export class LabController {
 
     if (this.stateEl) this.stateEl.textContent = s ? s.state_label || state : gettext('Not started');
 
-    setDisabled(this.buttons.start, this.busy || active);
-    setDisabled(this.buttons.extend, this.busy || !running || !s.can_extend);
-    setDisabled(this.buttons.reset, this.busy || !running);
-    setDisabled(
-      this.buttons.stop,
-      this.busy || !(state === SessionState.REQUESTED || state === SessionState.STARTING || running),
-    );
+    const stoppable = state === SessionState.REQUESTED || state === SessionState.STARTING || running;
+    // Buttons that make no sense in this state are hidden; the others are disabled while busy.
+    showButton(this.buttons.start, !active, this.busy || !this.loggedIn);
+    showButton(this.buttons.extend, running, this.busy || !(s && s.can_extend));
+    showButton(this.buttons.reset, running, this.busy);
+    showButton(this.buttons.stop, stoppable, this.busy);
+    if (this.placeholderEl) {
+      this.placeholderEl.hidden = this.terminals.length > 0 || state === SessionState.REQUESTED || state === SessionState.STARTING;
+    }
 
     this._renderProgress();
     this._renderTimer();
     this._renderChecks();
-    this.addTabButton.hidden = !running || this.terminals.length >= MAX_TABS;
+    this.addTabButton.hidden = !running || this.terminals.length >= this.maxTabs;
     this.tabsEl.hidden = !this.terminals.length;
 
     if (state === SessionState.FAILED) {
@@ -483,6 +499,16 @@ export class LabController {
       const sec = this.stepsEl.querySelector(`.step[data-step="${Number(st.number)}"]`);
       if (sec) sec.dataset.passed = st.passed ? 'true' : 'false';
     }
+    this._renderPassedCount();
+  }
+
+  /** The optional "2/5 done" badge ([data-role="passed-count"]). */
+  _renderPassedCount() {
+    if (!this.passedCountEl || !this.stepsEl) return;
+    const steps = this.stepsEl.querySelectorAll('.step[data-step]');
+    const done = this.stepsEl.querySelectorAll('.step[data-step][data-passed="true"]').length;
+    this.passedCountEl.textContent = interpolate(gettext('%(done)s/%(total)s done'), { done, total: steps.length });
+    this.passedCountEl.classList.toggle('badge-passed', steps.length > 0 && done === steps.length);
   }
 
   _showMessage(text, kind) {
@@ -599,7 +625,8 @@ export class LabController {
   }
 
   _sessionUrl(suffix) {
-    return `/api/sessions/${encodeURIComponent(this.session.id)}/${suffix}`;
+    const base = this.session.url || `/api/sessions/${encodeURIComponent(this.session.id)}/`;
+    return base.replace(/\/?$/, '/') + suffix;
   }
 
   _disposeTerminals() {
@@ -635,14 +662,21 @@ function endMessage(session) {
   if (session.state === SessionState.FAILED) {
     return session.failure_message || gettext('The lab could not be started.');
   }
+  if (session.end_reason_label) {
+    return interpolate(gettext('This lab session has ended: %(reason)s. You can start the lab again.'), {
+      reason: session.end_reason_label,
+    });
+  }
   if (session.state === SessionState.EXPIRED) {
     return gettext('Time is up: this lab session has expired. You can start the lab again.');
   }
   return gettext('This lab session has ended. You can start the lab again.');
 }
 
-function setDisabled(button, disabled) {
-  if (button) button.disabled = !!disabled;
+function showButton(button, visible, disabled) {
+  if (!button) return;
+  button.hidden = !visible;
+  button.disabled = !visible || !!disabled;
 }
 
 function csrfToken() {

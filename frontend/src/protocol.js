@@ -14,10 +14,10 @@ export const ACK_EVERY = 16 * KiB;
 export const MAX_INPUT_FRAME = 64 * KiB;
 /**
  * Input rate limit (token bucket on frames): INPUT_RATE_BURST frames, refilled at
- * INPUT_RATE_PER_SECOND. The doc names these without values; these are the values the
- * browser assumes, and apps/labs/protocol.py must use the same (or larger) ones.
+ * INPUT_RATE_PER_SECOND. The server counts every frame it receives, text (ack, resize)
+ * as well as binary, so the browser budgets all of them (see flow.js).
  */
-export const INPUT_RATE_BURST = 200;
+export const INPUT_RATE_BURST = 400;
 export const INPUT_RATE_PER_SECOND = 100;
 
 /** Resize bounds (inclusive). */

@@ -9,6 +9,7 @@ import { MessageType, STATUS_ATTACHED } from './protocol.js';
 import {
   AckBatcher,
   Backoff,
+  ControlQueue,
   InputThrottle,
   binaryStringToBytes,
   buildWsUrl,
@@ -78,8 +79,9 @@ export class TerminalConnection {
     this._acks = new AckBatcher();
     this._backoff = new Backoff();
     this._throttle = new InputThrottle({ now: now() });
+    this._control = new ControlQueue({ now: now() });
     this._encoder = new TextEncoder();
-    this._timers = { reconnect: 0, countdown: 0, connect: 0, input: 0, resize: 0, flash: 0 };
+    this._timers = { reconnect: 0, countdown: 0, connect: 0, input: 0, control: 0, resize: 0, flash: 0 };
     this._endMessage = '';
 
     container.classList.add('terminal-pane');
@@ -152,7 +154,9 @@ export class TerminalConnection {
     this._ws = ws;
     this._sentSize = size;
     this._acks.reset();
-    this._throttle.clear();
+    // The server keeps a fresh input bucket per connection; so do we.
+    this._throttle = new InputThrottle({ now: now() });
+    this._control = new ControlQueue({ now: now() });
     this._setState('connecting');
     this._showBanner(gettext('Connecting…'), 'info');
 
@@ -263,7 +267,10 @@ export class TerminalConnection {
     this.term.write(bytes, () => {
       if (gen !== this._gen) return;
       const ack = this._acks.written(n);
-      if (ack) this._sendJson({ type: MessageType.ACK, bytes: ack });
+      if (ack) {
+        this._control.ack(ack);
+        this._flushControl();
+      }
     });
   }
 
@@ -351,11 +358,21 @@ export class TerminalConnection {
     if (!size || !this.connected) return;
     if (this._sentSize && this._sentSize.cols === size.cols && this._sentSize.rows === size.rows) return;
     this._sentSize = size;
-    this._sendJson({ type: MessageType.RESIZE, cols: size.cols, rows: size.rows });
+    this._control.resize(size.cols, size.rows);
+    this._flushControl();
   }
 
-  _sendJson(obj) {
-    if (this.connected) this._ws.send(JSON.stringify(obj));
+  /** Send the acks and resizes the control budget allows now; retry for the rest. */
+  _flushControl() {
+    if (!this.connected) return;
+    for (const msg of this._control.take(now())) this._ws.send(JSON.stringify(msg));
+    const delay = this._control.delay(now());
+    if (delay !== null && !this._timers.control) {
+      this._timers.control = setTimeout(() => {
+        this._timers.control = 0;
+        this._flushControl();
+      }, delay);
+    }
   }
 
   _closeSocket() {
@@ -363,6 +380,7 @@ export class TerminalConnection {
     this._ws = null;
     this._clearTimer('connect');
     this._clearTimer('input');
+    this._clearTimer('control');
     if (ws && ws.readyState <= WebSocket.OPEN) {
       try {
         ws.close(1000);

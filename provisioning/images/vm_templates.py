@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 BUILDER_VERSION = 1
 TEMPLATE_FILE = "template.json"
 KERNEL_PACKAGE = "linux-image-cloud-amd64"
-#: A root prompt (``root@host:dir#``) once colour escapes are removed: the backend's sign of a shell.
+#: A root prompt (``root@host:dir#``), colour escapes removed: the backend's sign of a shell.
 PROMPT_REGEX = r"root@[\w.-]+:[^\r\n]*# ?$"
 #: The agent channel's name inside the guest; qemu-guest-agent's well-known port.
 AGENT_PORT = "org.qemu.guest_agent.0"
@@ -152,8 +152,8 @@ def download(cache: Path, packages: Iterable[str]) -> list[Path]:
     missing = [p for p in wanted if not _find_deb(debs, p)]
     if missing:
         log.info("apt-get download %s", " ".join(missing))
-        subprocess.run(["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", *missing], cwd=debs, check=True,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
+        command = ["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", *missing]
+        subprocess.run(command, cwd=debs, check=True, stdout=subprocess.DEVNULL)
     return [_find_deb(debs, p) or _not_found(p) for p in wanted]
 
 

@@ -73,8 +73,9 @@ class GuestAgent:
             return False
         return True
 
-    async def wait(self, dom: libvirt.virDomain, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
+    async def wait(self, dom: libvirt.virDomain, within: float) -> bool:
+        """Ping until the agent answers; False after ``within`` seconds."""
+        deadline = time.monotonic() + within
         while not await self.ping(dom):
             if time.monotonic() > deadline:
                 return False
@@ -88,10 +89,10 @@ class GuestAgent:
         )  # fmt: skip
         return int(reply["pid"])
 
-    async def run_script(self, dom: libvirt.virDomain, script: str, timeout: float) -> CheckResult:
-        """Run ``script`` with ``sh``; kill its process group after ``timeout`` seconds."""
+    async def run_script(self, dom: libvirt.virDomain, script: str, limit: float) -> CheckResult:
+        """Run ``script`` with ``sh``; kill its process group after ``limit`` seconds."""
         pid = await self.spawn(dom, ["setsid", "sh", "-c", "exec 2>&1\n" + script])
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + limit
         delay = 0.05
         while True:
             status = await self.command(dom, "guest-exec-status", pid=pid)
@@ -101,12 +102,10 @@ class GuestAgent:
                 break
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
-        log.info("check pid %d ran past %.0f s: killing its process group", pid, timeout)
+        log.info("check pid %d ran past %.0f s: killing its process group", pid, limit)
         await self.spawn(dom, ["kill", "-KILL", "--", f"-{pid}"])
         status = await self._final_status(dom, pid)
-        return CheckResult(
-            passed=False, exit_code=None, output=_output(status), timed_out=True
-        )
+        return CheckResult(passed=False, exit_code=None, output=_output(status), timed_out=True)
 
     async def _final_status(self, dom: libvirt.virDomain, pid: int) -> dict[str, Any]:
         """The output a killed check left, once the agent has collected it (2 s at most)."""
@@ -120,10 +119,8 @@ class GuestAgent:
 
 
 def _result(status: dict[str, Any]) -> CheckResult:
-    if "exitcode" in status:
-        code = int(status["exitcode"])
-    else:
-        code = 128 + int(status.get("signal", 0))
+    # A shell reports death by signal N as 128 + N; so does this.
+    code = int(status["exitcode"]) if "exitcode" in status else 128 + int(status.get("signal", 0))
     return CheckResult(passed=code == 0, exit_code=code, output=_output(status))
 
 

@@ -17,6 +17,7 @@ Writes are RPCs and go through the backend's executor.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -146,9 +147,9 @@ class ConsoleHub:
     def snapshot(self) -> bytes:
         return bytes(self._buffer)
 
-    async def wait_until(self, predicate: Callable[[bytes], bool], timeout: float) -> bool:
-        """Wait until ``predicate(output so far)`` holds; False on timeout or console end."""
-        deadline = time.monotonic() + timeout
+    async def wait_until(self, predicate: Callable[[bytes], bool], within: float) -> bool:
+        """Wait until ``predicate(output so far)`` holds; False after ``within`` s or at the end."""
+        deadline = time.monotonic() + within
         while True:
             self._changed.clear()
             if predicate(bytes(self._buffer)):
@@ -156,10 +157,8 @@ class ConsoleHub:
             remaining = deadline - time.monotonic()
             if self.closed or remaining <= 0:
                 return False
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
-            except TimeoutError:
-                pass
 
     def attach(self, resize: ResizeFn) -> ConsoleTerminal:
         viewer = ConsoleTerminal(self, resize, replay=self.snapshot())

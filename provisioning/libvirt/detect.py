@@ -80,7 +80,7 @@ def write_cache(path: Path, key: dict[str, str], detection: Detection) -> None:
 
 
 async def probe_kvm(
-    conn: libvirt.virConnect, call: Call, template: VMTemplate, *, timeout: float
+    conn: libvirt.virConnect, call: Call, template: VMTemplate, *, within: float
 ) -> Detection:
     """Boot ``template`` once under KVM and report what happened."""
     await call(_remove_leftover_probes, conn)
@@ -93,7 +93,7 @@ async def probe_kvm(
     evidence: dict[str, Any] = {
         "tried": "kvm",
         "template": template.name,
-        "timeout_s": timeout,
+        "timeout_s": within,
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     started = time.monotonic()
@@ -103,7 +103,7 @@ async def probe_kvm(
         dom = await call(conn.createXML, domain_xml(config), libvirt.VIR_DOMAIN_START_PAUSED)
         await hub.open(conn, dom, b"")
         await call(dom.resume)
-        booted = await hub.wait_until(template.shows_prompt, timeout)
+        booted = await hub.wait_until(template.shows_prompt, within)
         evidence.update(booted=booted, seconds=round(time.monotonic() - started, 1))
         evidence["console_tail"] = hub.snapshot()[-300:].decode("utf-8", errors="replace")
     except libvirt.libvirtError as exc:

@@ -114,9 +114,7 @@ def metadata_element(meta: SandboxMeta) -> ET.Element:
 def parse_metadata(xml: str) -> SandboxMeta:
     """Read what :func:`metadata_element` wrote, as libvirt hands it back."""
     root = ET.fromstring(xml)  # noqa: S314 (libvirt's own output, not user input)
-    labels = {
-        el.get("key", ""): el.get("value", "") for el in root.iter(f"{{{NS_SANDBOX}}}label")
-    }
+    labels = {el.get("key", ""): el.get("value", "") for el in root.iter(f"{{{NS_SANDBOX}}}label")}
 
     def text(tag: str) -> str:
         found = root.find(f"{{{NS_SANDBOX}}}{tag}")

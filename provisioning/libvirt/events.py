@@ -80,16 +80,13 @@ class LoopSafeImpl(libvirtaio.virEventAsyncIOImpl):  # type: ignore[misc]
             remove(iden)
 
 
-def ensure_registered() -> asyncio.AbstractEventLoop:
+def ensure_registered() -> None:
     """Register libvirt's event implementation on the running loop (once per process)."""
     loop = asyncio.get_running_loop()
     current = libvirtaio.getCurrentImpl()
     if current is None:
         libvirtaio._current_impl = LoopSafeImpl(loop=loop).register()
-        return loop
-    if current.loop is not loop:
+    elif current.loop is not loop:
         raise RuntimeError(
             "libvirt's events are bound to another asyncio loop; use one loop per process"
         )
-    return loop
-

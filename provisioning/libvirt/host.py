@@ -93,7 +93,8 @@ def remove_network(conn: libvirt.virConnect, name: str) -> None:
             step()
         except libvirt.libvirtError as exc:
             if exc.get_error_code() not in (
-                libvirt.VIR_ERR_NO_NETWORK, libvirt.VIR_ERR_OPERATION_INVALID
+                libvirt.VIR_ERR_NO_NETWORK,
+                libvirt.VIR_ERR_OPERATION_INVALID,
             ):
                 raise
             log.info("network %s: %s (treated as done)", name, exc)

@@ -1,0 +1,11 @@
+"""The libvirt backend: sandboxes as QEMU guests (KVM where it works, TCG elsewhere).
+
+Modules, in the order a reader needs them: ``backend`` (the ``Backend`` contract),
+``domain_xml`` (pure XML builders), ``console`` (serial console streams and replay),
+``agent`` (checks through qemu-guest-agent), ``detect`` (KVM or TCG), ``host``
+(overlays, logs, networks on the libvirt host), ``events`` (libvirt events on asyncio).
+"""
+
+from provisioning.libvirt.backend import LibvirtBackend
+
+__all__ = ["LibvirtBackend"]
