@@ -154,7 +154,7 @@ export class LabController {
   }
 
   async reset() {
-    if (!window.confirm(gettext('Reset the lab? The environment will be replaced by a fresh one and your changes in it will be lost.'))) return;
+    if (!window.confirm(gettext('Reset the lab? The sandbox will be replaced by a fresh one and your changes in it will be lost.'))) return;
     await this._action(async () => {
       const session = await api('POST', this._sessionUrl('reset/'));
       // Keep the open tabs: point each at the new session; they reconnect once it runs.
@@ -165,7 +165,7 @@ export class LabController {
   }
 
   async stop() {
-    if (!window.confirm(gettext('Stop the lab? The environment and everything in it will be deleted.'))) return;
+    if (!window.confirm(gettext('Stop the lab? The sandbox and everything in it will be deleted.'))) return;
     await this._action(async () => {
       const data = await api('POST', this._sessionUrl('stop/'));
       if (data && data.id) this._update(data);
@@ -448,7 +448,7 @@ export class LabController {
     this.progressEl.setAttribute('aria-valuenow', String(percent));
     this.progressEl.setAttribute('aria-valuemin', '0');
     this.progressEl.setAttribute('aria-valuemax', '100');
-    if (msg) msg.textContent = p.message || gettext('Starting the lab environment…');
+    if (msg) msg.textContent = p.message || gettext('Starting the sandbox…');
   }
 
   _renderTimer() {
@@ -463,7 +463,7 @@ export class LabController {
     const secs = Math.max(0, Math.round((this.deadline - Date.now()) / 1000));
     el.hidden = false;
     el.textContent = interpolate(gettext('%(time)s left'), { time: formatDuration(secs) });
-    el.title = gettext('Time left before the lab environment is removed');
+    el.title = gettext('Time left before the sandbox is removed');
     const level = timerLevel(secs);
     el.classList.toggle('is-warning', level === 'warning');
     el.classList.toggle('is-danger', level === 'danger');
@@ -536,7 +536,7 @@ export class LabController {
   // ------------------------------------------------------------------ setup
 
   _buildTabsBar() {
-    this.termsEl.dataset.placeholder = gettext('Start the lab to get your own environment and a terminal here.');
+    this.termsEl.dataset.placeholder = gettext('Press “Start lab” to get your own sandbox. A terminal will appear here.');
     this.tabsEl.setAttribute('role', 'tablist');
     this.addTabButton = document.createElement('button');
     this.addTabButton.type = 'button';

@@ -4,7 +4,11 @@ import assert from 'node:assert/strict';
 import {
   AckBatcher,
   Backoff,
+  CONTROL_BUDGET,
+  ControlQueue,
   InputThrottle,
+  KEYS_BUDGET,
+  TokenBucket,
   backoffDelay,
   binaryStringToBytes,
   buildWsUrl,
@@ -16,7 +20,15 @@ import {
   readCookie,
   timerLevel,
 } from '../src/flow.js';
-import { ACK_EVERY, CloseCode, HIGH_WATERMARK, MAX_INPUT_FRAME } from '../src/protocol.js';
+import {
+  ACK_EVERY,
+  CloseCode,
+  HIGH_WATERMARK,
+  INPUT_RATE_BURST,
+  INPUT_RATE_PER_SECOND,
+  LOW_WATERMARK,
+  MAX_INPUT_FRAME,
+} from '../src/protocol.js';
 
 test('AckBatcher acks every ACK_EVERY bytes while output is pending', () => {
   const a = new AckBatcher();
@@ -257,4 +269,83 @@ test('readCookie', () => {
   assert.equal(readCookie('a=1; csrftoken=abc%3D; b=2', 'csrftoken'), 'abc=');
   assert.equal(readCookie('xcsrftoken=1', 'csrftoken'), '');
   assert.equal(readCookie('', 'csrftoken'), '');
+});
+
+test('TokenBucket', () => {
+  const b = new TokenBucket(2, 4, 0);
+  assert.equal(b.take(0), true);
+  assert.equal(b.take(0), true);
+  assert.equal(b.take(0), false);
+  assert.equal(b.delay(0), 250);
+  assert.equal(b.take(249), false);
+  assert.equal(b.take(250), true);
+  assert.equal(b.take(10_000), true);
+  assert.equal(b.take(10_000), true);
+  assert.equal(b.take(10_000), false); // never more than the burst
+});
+
+test('ControlQueue coalesces acks and keeps only the latest size', () => {
+  const q = new ControlQueue({ burst: 2, perSecond: 10, now: 0 });
+  q.ack(100);
+  q.resize(80, 24);
+  assert.deepEqual(q.take(0), [
+    { type: 'resize', cols: 80, rows: 24 },
+    { type: 'ack', bytes: 100 },
+  ]);
+  q.ack(5);
+  q.ack(7);
+  q.resize(100, 30);
+  q.resize(120, 40);
+  assert.deepEqual(q.take(0), []); // no token left
+  assert.equal(q.delay(0), 100);
+  assert.deepEqual(q.take(100), [{ type: 'resize', cols: 120, rows: 40 }]);
+  assert.deepEqual(q.take(200), [{ type: 'ack', bytes: 12 }]);
+  assert.equal(q.delay(200), null);
+});
+
+test('the browser budgets stay inside the server bucket together', () => {
+  assert.ok(KEYS_BUDGET.burst + CONTROL_BUDGET.burst <= INPUT_RATE_BURST / 2);
+  assert.ok(KEYS_BUDGET.perSecond + CONTROL_BUDGET.perSecond <= INPUT_RATE_PER_SECOND * 0.8);
+});
+
+test('a flood with typing: acks + keystrokes never trip the server, and output keeps flowing', () => {
+  // Server: token bucket over ALL frames (as apps/labs/consumers.py does), watermarks.
+  let tokens = INPUT_RATE_BURST;
+  let last = 0;
+  const serverFrame = (ms) => {
+    tokens = Math.min(INPUT_RATE_BURST, tokens + ((ms - last) / 1000) * INPUT_RATE_PER_SECOND);
+    last = ms;
+    tokens -= 1;
+    assert.ok(tokens >= 0, `server would close with 4008 at ${ms} ms`);
+  };
+  const keys = new InputThrottle({ now: 0 });
+  const control = new ControlQueue({ now: 0 });
+  const acks = new AckBatcher();
+  let unacked = 0;
+  let paused = false;
+  let delivered = 0;
+  const chunk = 32 * 1024; // READ_CHUNK
+  for (let ms = 0; ms < 20_000; ms += 1) {
+    // server sends while not paused (a fast sandbox: one chunk per ms)
+    if (!paused) {
+      unacked += chunk;
+      acks.received(chunk);
+      if (unacked > HIGH_WATERMARK) paused = true;
+    }
+    // xterm.js writes 8 MB/s: one chunk every 4 ms
+    if (ms % 4 === 0 && acks.inFlight > 0) control.ack(acks.written(chunk));
+    // the student types (and a mouse drag) every 10 ms
+    if (ms % 10 === 0) keys.push(Uint8Array.of(1));
+    for (const f of keys.take(ms)) serverFrame(ms, f);
+    for (const m of control.take(ms)) {
+      serverFrame(ms, m);
+      if (m.type === 'ack') {
+        unacked -= m.bytes;
+        delivered += m.bytes;
+        if (unacked < LOW_WATERMARK) paused = false;
+      }
+    }
+  }
+  // 20 s at up to 8 MB/s: most of it must have got through despite the batching
+  assert.ok(delivered > 100 * 1024 * 1024, `delivered ${delivered}`);
 });

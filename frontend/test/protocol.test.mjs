@@ -37,3 +37,22 @@ test('backoff matches the doc (0.5 s doubling to 10 s)', () => {
   assert.equal(P.RECONNECT_BASE_MS, 500);
   assert.equal(P.RECONNECT_MAX_MS, 10_000);
 });
+
+const pyPath = fileURLToPath(new URL('../../apps/labs/protocol.py', import.meta.url));
+const havePy = existsSync(pyPath);
+
+test('constants match apps/labs/protocol.py', { skip: !havePy && 'apps/ not present' }, () => {
+  const py = readFileSync(pyPath, 'utf8');
+  const values = {};
+  for (const [, name, expr] of py.matchAll(/^([A-Z_]+)\s*=\s*([0-9 *_]+)\s*$/gm)) {
+    values[name] = expr.split('*').reduce((a, x) => a * Number(x.trim().replaceAll('_', '')), 1);
+  }
+  for (const name of ['HIGH_WATERMARK', 'LOW_WATERMARK', 'ACK_EVERY', 'MAX_INPUT_FRAME',
+    'INPUT_RATE_BURST', 'INPUT_RATE_PER_SECOND', 'MAX_COLS', 'MAX_ROWS']) {
+    assert.equal(P[name], values[name], name);
+  }
+  for (const name of ['UNAUTHENTICATED', 'FORBIDDEN', 'NOT_FOUND', 'POLICY', 'NOT_RUNNING',
+    'SANDBOX_ENDED', 'ENGINE_ERROR']) {
+    assert.equal(P.CloseCode[name], values[name], name);
+  }
+});

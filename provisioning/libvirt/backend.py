@@ -119,6 +119,8 @@ class LibvirtBackend:
         self._resizing: set[str] = set()
         self._cpu: dict[str, tuple[float, int]] = {}
         self.agent = GuestAgent(self._call)
+        # libvirt prints every error on stderr besides raising it; the exception is enough.
+        libvirt.registerErrorHandler(_ignore_error, None)
 
     # --- plumbing -----------------------------------------------------------
 
@@ -467,6 +469,10 @@ def _validate(spec: SandboxSpec) -> None:
         raise SandboxError(f"'{spec.hostname}' is not a valid host name.")
     if spec.network not in ("none", "isolated"):
         raise SandboxError(f"Unknown network mode '{spec.network}' (none or isolated).")
+
+
+def _ignore_error(_context: object, _error: object) -> None:
+    return None
 
 
 def _mkdir(path: Path) -> None:

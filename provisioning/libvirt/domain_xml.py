@@ -22,9 +22,6 @@ PREFIX_STATE = "labsitestate"
 #: qemu-guest-agent's well-known virtio-serial port name.
 AGENT_CHANNEL = "org.qemu.guest_agent.0"
 
-ET.register_namespace(PREFIX_SANDBOX, NS_SANDBOX)
-ET.register_namespace(PREFIX_STATE, NS_STATE)
-
 
 @dataclass(frozen=True)
 class SandboxMeta:
@@ -101,13 +98,15 @@ def _devices(devices: ET.Element, config: DomainConfig) -> None:
 
 
 def metadata_element(meta: SandboxMeta) -> ET.Element:
-    root = ET.Element(f"{{{NS_SANDBOX}}}sandbox")
+    """``<labsite:sandbox xmlns:labsite=...>``: the namespace declared on the element itself,
+    where libvirt looks for it (ElementTree would hoist it to the root)."""
+    root = ET.Element(f"{PREFIX_SANDBOX}:sandbox", {f"xmlns:{PREFIX_SANDBOX}": NS_SANDBOX})
     for key in sorted(meta.labels):
-        ET.SubElement(root, f"{{{NS_SANDBOX}}}label", key=key, value=meta.labels[key])
+        ET.SubElement(root, f"{PREFIX_SANDBOX}:label", key=key, value=meta.labels[key])
     for tag in ("template", "overlay", "network", "console_log"):
         value = getattr(meta, tag)
         if value:
-            _text(root, f"{{{NS_SANDBOX}}}{tag.replace('_', '-')}", value)
+            _text(root, f"{PREFIX_SANDBOX}:{tag.replace('_', '-')}", value)
     return root
 
 
