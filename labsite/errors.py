@@ -11,13 +11,17 @@ def _api(request) -> bool:
 
 def forbidden(request, exception=None):
     if _api(request):
-        return JsonResponse({"error": {"code": "forbidden", "message": _("Not allowed.")}}, status=403)
+        return JsonResponse(
+            {"error": {"code": "forbidden", "message": _("Not allowed.")}}, status=403
+        )
     return render(request, "errors/403.html", status=403)
 
 
 def not_found(request, exception=None):
     if _api(request):
-        return JsonResponse({"error": {"code": "not_found", "message": _("Not found.")}}, status=404)
+        return JsonResponse(
+            {"error": {"code": "not_found", "message": _("Not found.")}}, status=404
+        )
     return render(request, "errors/404.html", status=404)
 
 

@@ -65,6 +65,9 @@ class Enrollment(models.Model):
             models.UniqueConstraint(fields=["classroom", "student"], name="one_enrollment")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.student} in {self.classroom}"
+
 
 class ApiToken(models.Model):
     """A personal token for scripts. Only its hash is stored; the token is shown once."""

@@ -94,9 +94,7 @@ def class_detail(request, pk: int):
         raise PermissionDenied
     students = classroom.students.order_by("username")
     passed = dict(
-        StepProgress.objects.filter(user__in=students)
-        .values_list("user")
-        .annotate(n=Count("pk"))
+        StepProgress.objects.filter(user__in=students).values_list("user").annotate(n=Count("pk"))
     )
     for student in students:
         student.passed_count = passed.get(student.pk, 0)
@@ -112,7 +110,9 @@ def renew_code(request, pk: int):
     if not is_admin(request.user) and not classroom.instructors.filter(pk=request.user.pk).exists():
         raise PermissionDenied
     classroom.renew_code()
-    messages.success(request, _("New enrollment code: %(code)s") % {"code": classroom.enrollment_code})
+    messages.success(
+        request, _("New enrollment code: %(code)s") % {"code": classroom.enrollment_code}
+    )
     return redirect("accounts:class", pk)
 
 
@@ -136,5 +136,3 @@ def revoke_token(request, pk: int):
     get_object_or_404(ApiToken, pk=pk, user=request.user).delete()
     messages.info(request, _("Token revoked."))
     return redirect("accounts:tokens")
-
-

@@ -148,6 +148,9 @@ class StepProgress(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "step"], name="one_pass_per_step")]
 
+    def __str__(self) -> str:
+        return f"{self.user} passed {self.step}"
+
 
 def _localized(zh: str, en: str) -> str:
     lang = get_language() or "zh-hans"

@@ -138,7 +138,8 @@ async def check(request, user, session_id, number: int):
             sandbox_of(session), step.check_script, timeout=settings.LABSITE_CHECK_TIMEOUT
         )
     except SandboxError as exc:
-        raise LabError("check_failed", _("The check could not run: %(e)s") % {"e": exc}, 409)
+        message = _("The check could not run: %(e)s") % {"e": exc}
+        raise LabError("check_failed", message, 409) from exc
     if result.timed_out:
         result = type(result)(
             passed=False,

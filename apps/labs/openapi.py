@@ -73,9 +73,7 @@ SCHEMA = {
                 {
                     "description": "The check's result",
                     "content": {
-                        "application/json": {
-                            "schema": {"$ref": "#/components/schemas/CheckResult"}
-                        }
+                        "application/json": {"schema": {"$ref": "#/components/schemas/CheckResult"}}
                     },
                 },
                 "session_id",
@@ -89,19 +87,29 @@ SCHEMA = {
             "cookie": {"type": "apiKey", "in": "cookie", "name": "sessionid"},
         },
         "parameters": {
-            "lab_id": {"name": "lab_id", "in": "path", "required": True,
-                       "schema": {"type": "integer"}},
-            "session_id": {"name": "session_id", "in": "path", "required": True,
-                           "schema": {"type": "string", "format": "uuid"}},
-            "number": {"name": "number", "in": "path", "required": True,
-                       "schema": {"type": "integer", "minimum": 1}},
-        },  # fmt: skip
+            "lab_id": {
+                "name": "lab_id",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "integer"},
+            },
+            "session_id": {
+                "name": "session_id",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "format": "uuid"},
+            },
+            "number": {
+                "name": "number",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "integer", "minimum": 1},
+            },
+        },
         "responses": {
             "Error": {
                 "description": "An error, explained",
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
-                },
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
             }
         },
         "schemas": {
@@ -128,9 +136,16 @@ SCHEMA = {
                     "lab": {"type": "integer"},
                     "state": {
                         "type": "string",
-                        "enum": ["requested", "starting", "running", "stopping", "stopped",
-                                 "expired", "failed"],
-                    },  # fmt: skip
+                        "enum": [
+                            "requested",
+                            "starting",
+                            "running",
+                            "stopping",
+                            "stopped",
+                            "expired",
+                            "failed",
+                        ],
+                    },
                     "state_label": {"type": "string"},
                     "progress": {"type": "object"},
                     "failure_message": {"type": "string"},

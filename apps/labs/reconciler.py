@@ -10,8 +10,8 @@ A single failed probe of a host never ends a session: only an engine that answer
 from __future__ import annotations
 
 import asyncio
-import uuid
 import logging
+import uuid
 from datetime import timedelta
 
 from channels.db import database_sync_to_async

@@ -30,9 +30,7 @@ def kick(session_id, state: State) -> None:
     action = provision if state == State.REQUESTED else teardown
     # A fresh context: the task outlives the request, so it must not inherit the request's
     # thread-sensitive executor (asgiref), which closes with the response.
-    task = asyncio.get_running_loop().create_task(
-        action(session_id), context=contextvars.Context()
-    )
+    task = asyncio.get_running_loop().create_task(action(session_id), context=contextvars.Context())
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
 
@@ -109,8 +107,10 @@ async def teardown(session_id) -> None:
     except HostUnavailable:
         log.warning("session %s: host unavailable, will retry the stop", session_id)
         return
-    final = State.EXPIRED if session.end_reason in (EndReason.TIME_LIMIT, EndReason.IDLE) else (
-        State.STOPPED
+    final = (
+        State.EXPIRED
+        if session.end_reason in (EndReason.TIME_LIMIT, EndReason.IDLE)
+        else (State.STOPPED)
     )
     await _update(session_id, only_if=State.STOPPING, state=final, ended_at=timezone.now())
     await events.session_changed(session_id)

@@ -71,6 +71,8 @@ export { TerminalConnection };
 const POLL_FAST_MS = 5_000;
 const POLL_SLOW_MS = 30_000;
 const LINE_DELAY_MS = 40;
+// ```bash blocks: <pre><code class="language-bash">, plain or inside Pygments'
+// <div class="codehilite"> (with a formatter that keeps the language class).
 const RUNNABLE_LANGS = ['language-bash', 'language-sh', 'language-shell'];
 
 class ApiError extends Error {

@@ -411,6 +411,7 @@ export class TerminalConnection {
       };
     } else {
       this.bannerButton.hidden = true;
+      this.bannerButton.textContent = '';
       this.bannerButton.onclick = null;
     }
   }

@@ -8,6 +8,7 @@ streams are read by the event loop itself (see ``stream.py``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import subprocess
@@ -77,7 +78,9 @@ class DockerBackend:
 
     # -- the contract -----------------------------------------------------------------------
 
-    async def start(self, spec: SandboxSpec, on_progress: ProgressCallback | None = None) -> Sandbox:
+    async def start(
+        self, spec: SandboxSpec, on_progress: ProgressCallback | None = None
+    ) -> Sandbox:
         report = on_progress or (lambda progress: None)
         api = await self.api()
         report(Progress(10, "checking the image"))
@@ -189,9 +192,9 @@ class DockerBackend:
         raw = await self._call(api.stats, sandbox.name, stream=False)
         memory = raw.get("memory_stats", {})
         cpu, pre = raw.get("cpu_stats", {}), raw.get("precpu_stats", {})
-        cpu_delta = cpu.get("cpu_usage", {}).get("total_usage", 0) - pre.get(
-            "cpu_usage", {}
-        ).get("total_usage", 0)
+        cpu_delta = cpu.get("cpu_usage", {}).get("total_usage", 0) - pre.get("cpu_usage", {}).get(
+            "total_usage", 0
+        )
         system_delta = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
         cpus = cpu.get("online_cpus", 1) or 1
         percent = cpu_delta / system_delta * cpus * 100 if system_delta > 0 else 0.0
@@ -303,10 +306,8 @@ class DockerBackend:
             log.info("container %s already being removed", name)
 
     async def _remove_network(self, api: docker.APIClient, name: str) -> None:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             await self._call(api.remove_network, name)
-        except docker.errors.NotFound:
-            pass
 
     @staticmethod
     def _sandbox(info: dict[str, Any]) -> Sandbox:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -56,7 +57,5 @@ class DockerTerminal:
         except Exception:  # the sandbox may already be gone; nothing is left to detach
             log.debug("detach failed", exc_info=True)
         self._writer.close()
-        try:
+        with contextlib.suppress(ConnectionError, OSError):
             await self._writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass

@@ -7,9 +7,11 @@ that the guest is usable. Templates:
 
 ``tiny``
     Debian's cloud kernel and a busybox initramfs: a root shell on the serial
-    console in about 3 s under TCG. Checks run through Debian's
-    ``qemu-guest-agent`` binary, copied into the initramfs with the shared
-    libraries it needs, so every template speaks the same agent protocol.
+    console in a few seconds under TCG, and a small ext4 disk mounted on
+    ``/data`` (so tiny guests have a copy-on-write overlay like the others).
+    Checks run through Debian's ``qemu-guest-agent`` binary, copied into the
+    initramfs with the shared libraries it needs, so every template speaks the
+    same agent protocol.
 ``debian`` / ``debian-docker``
     debootstrap'ed bookworm on an ext4 disk; see ``vm_debian``.
 
@@ -47,7 +49,9 @@ PROMPT_REGEX = r"root@[\w.-]+:[^\r\n]*# ?$"
 #: The agent channel's name inside the guest; qemu-guest-agent's well-known port.
 AGENT_PORT = "org.qemu.guest_agent.0"
 #: Kernel modules the tiny guest loads (their dependencies are added in order).
-TINY_MODULES = ("virtio_pci", "virtio_console", "virtio_net", "virtio-rng")
+TINY_MODULES = ("virtio_pci", "virtio_console", "virtio_blk", "virtio_net", "virtio-rng")
+#: Size of the tiny template's data disk.
+TINY_DISK_MIB = 256
 #: qemu-guest-agent and the libraries it links against (Debian bookworm names).
 AGENT_PACKAGES = (
     "qemu-guest-agent", "libglib2.0-0", "libpcre2-8-0", "libudev1", "libnuma1", "liburing2",
@@ -74,6 +78,7 @@ for arg in $(cat /proc/cmdline); do
 done
 hostname "$name"
 ip link set lo up
+if [ -b /dev/vda ]; then mkdir -p /data && mount -t ext4 /dev/vda /data; fi
 for port in /sys/class/virtio-ports/*; do
     if [ "$(cat "$port/name" 2>/dev/null)" = "org.qemu.guest_agent.0" ]; then
         /usr/sbin/qemu-ga --method=virtio-serial --path="/dev/${port##*/}" \
@@ -218,7 +223,8 @@ def module_closure(tree: Path, names: Iterable[str]) -> list[Path]:
 
 
 def tiny_recipe() -> list[object]:
-    return [KERNEL_PACKAGE, TINY_MODULES, AGENT_PACKAGES, TINY_INITTAB, TINY_RCS, TINY_PROFILE]
+    return [KERNEL_PACKAGE, TINY_MODULES, AGENT_PACKAGES, TINY_INITTAB, TINY_RCS, TINY_PROFILE,
+            TINY_DISK_MIB]  # fmt: skip
 
 
 def build_tiny(stage: Path, cache: Path) -> dict[str, Any]:
@@ -231,10 +237,15 @@ def build_tiny(stage: Path, cache: Path) -> dict[str, Any]:
         _tiny_agent(root, cache)
         _tiny_files(root)
         write_cpio(root, stage / "initrd.img")
+    data = Path(tempfile.mkdtemp(prefix="tiny-data-", dir=stage))
+    (data / "README").write_text("This disk is yours for the length of the lab session.\n")
+    make_disk(data, stage / "disk.qcow2", TINY_DISK_MIB, label="labdata")
+    shutil.rmtree(data)
     return {
         "kernel": "vmlinuz",
         "initrd": "initrd.img",
-        "disk": None,
+        "disk": "disk.qcow2",
+        "disk_mib": TINY_DISK_MIB,
         "cmdline": "console=ttyS0 quiet panic=-1",
         "prompt": PROMPT_REGEX,
         "ready_check": "",
@@ -332,6 +343,16 @@ def write_cpio(root: Path, target: Path) -> None:
                           input="\n".join(names).encode(), check=True,
                           capture_output=True).stdout  # fmt: skip
     target.write_bytes(gzip.compress(cpio, compresslevel=6, mtime=0))
+
+
+def make_disk(tree: Path, target: Path, size_mib: int, *, label: str) -> None:
+    """An ext4 file system holding ``tree``, as a qcow2 image at ``target``."""
+    raw = target.with_suffix(".raw")
+    command = ["mkfs.ext4", "-q", "-F", "-L", label, "-d", str(tree), str(raw), f"{size_mib}M"]
+    subprocess.run(command, check=True)
+    convert = ["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(target)]
+    subprocess.run(convert, check=True)
+    raw.unlink()
 
 
 def _debian_recipe() -> list[object]:

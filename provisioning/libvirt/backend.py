@@ -411,7 +411,7 @@ class LibvirtBackend:
         sandbox: Sandbox,
         script: str,
         *,
-        timeout: float,  # noqa: ASYNC109 (the contract)
+        timeout: float,
     ) -> CheckResult:
         dom = await self._running(sandbox)
         return await self.agent.run_script(dom, script, timeout)

@@ -111,20 +111,26 @@ def metadata_element(meta: SandboxMeta) -> ET.Element:
 
 
 def parse_metadata(xml: str) -> SandboxMeta:
-    """Read what :func:`metadata_element` wrote, as libvirt hands it back."""
+    """Read what :func:`metadata_element` wrote, as libvirt hands it back.
+
+    libvirt returns the element without its namespace (``<sandbox><label .../>``);
+    children are matched by local name so either form parses.
+    """
     root = ET.fromstring(xml)  # noqa: S314 (libvirt's own output, not user input)
-    labels = {el.get("key", ""): el.get("value", "") for el in root.iter(f"{{{NS_SANDBOX}}}label")}
-
-    def text(tag: str) -> str:
-        found = root.find(f"{{{NS_SANDBOX}}}{tag}")
-        return (found.text or "") if found is not None else ""
-
+    labels: dict[str, str] = {}
+    texts: dict[str, str] = {}
+    for child in root:
+        tag = child.tag.rsplit("}", 1)[-1]
+        if tag == "label":
+            labels[child.get("key", "")] = child.get("value", "")
+        else:
+            texts[tag] = child.text or ""
     return SandboxMeta(
         labels=labels,
-        template=text("template"),
-        overlay=text("overlay"),
-        network=text("network"),
-        console_log=text("console-log"),
+        template=texts.get("template", ""),
+        overlay=texts.get("overlay", ""),
+        network=texts.get("network", ""),
+        console_log=texts.get("console-log", ""),
     )
 
 

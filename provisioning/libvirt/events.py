@@ -10,26 +10,57 @@ libvirtaio would then touch the loop from those threads, which asyncio forbids.
 expects.
 
 libvirt accepts one event implementation per process, for the life of the
-process: :func:`ensure_registered` registers it on the running loop and
-refuses to run on any other loop afterwards.
+process. :func:`ensure_registered` registers it on the running loop; when a
+later caller runs another loop and the first one has stopped (a test suite
+with a loop per test), the watches and timers move to the new loop. Two loops
+running at once in one process cannot both drive libvirt: that is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from typing import Any
 
 import libvirtaio
 
+log = logging.getLogger(__name__)
 _ids = itertools.count(1_000_000)
 
 
 class LoopSafeImpl(libvirtaio.virEventAsyncIOImpl):  # type: ignore[misc]
     """libvirtaio with every change to watches and timers applied on the loop."""
 
+    loop: asyncio.AbstractEventLoop
+    _parked: list[tuple[Any, tuple[Any, ...]]] | None = None
+
     def _defer(self, func: Any, *args: Any) -> None:
-        self.loop.call_soon_threadsafe(func, *args)
+        try:
+            self.loop.call_soon_threadsafe(func, *args)
+        except RuntimeError:  # the loop is closed: apply it on the next one (rebind)
+            if self._parked is None:
+                self._parked = []
+            self._parked.append((func, args))
+
+    def rebind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Move every watch and timer to ``loop`` (called on ``loop``; the old one stopped)."""
+        old, self.loop = self.loop, loop
+        for callback in list(self.callbacks.values()):
+            if isinstance(callback, libvirtaio.TimeoutCallback):
+                callback._task = None  # it belonged to the old loop
+                callback.update(timeout=callback.timeout)
+        for fd, descriptor in list(self.descriptors.items()):
+            if not old.is_closed():
+                old.remove_reader(fd)
+                old.remove_writer(fd)
+            try:
+                descriptor.update()
+            except (OSError, ValueError) as exc:
+                log.warning("libvirt watch on fd %d not moved to the new loop: %s", fd, exc)
+        parked, self._parked = self._parked or [], None
+        for func, args in parked:
+            func(*args)
 
     def _add_handle(self, fd: int, event: int, cb: Any, opaque: Any) -> int:
         iden = next(_ids)
@@ -87,6 +118,6 @@ def ensure_registered() -> None:
     if current is None:
         libvirtaio._current_impl = LoopSafeImpl(loop=loop).register()
     elif current.loop is not loop:
-        raise RuntimeError(
-            "libvirt's events are bound to another asyncio loop; use one loop per process"
-        )
+        if not isinstance(current, LoopSafeImpl) or current.loop.is_running():
+            raise RuntimeError("libvirt's events are driven by another running asyncio loop")
+        current.rebind(loop)

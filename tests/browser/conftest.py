@@ -48,10 +48,10 @@ def live_site(tmp_path_factory):
         f"u = get_user_model().objects.create_user('alice', password='{PASSWORD}');"
         "assign_role(u, Role.STUDENT)"
     )
-    subprocess.run(manage + ["shell", "-c", script], env=env, check=True, cwd=ROOT)
+    subprocess.run([*manage, "shell", "-c", script], env=env, check=True, cwd=ROOT)
     log = open(var / "runsite.log", "w")
     server = subprocess.Popen(
-        manage + ["runsite", "--port", str(port)], env=env, cwd=ROOT, stdout=log, stderr=log
+        [*manage, "runsite", "--port", str(port)], env=env, cwd=ROOT, stdout=log, stderr=log
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
@@ -69,8 +69,10 @@ def live_site(tmp_path_factory):
     log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # Module scope: Playwright's sync API marks an event loop as running in this thread
+    # while it is open, which would break the asyncio tests that run after this module.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -49,7 +49,9 @@ def test_student_starts_a_lab_types_and_passes_a_check(page, live_site):
         timeout=20_000,
     )
     page.click(".xterm-screen")
-    page.keyboard.type("mkdir -p /root/answers && echo h''i > /root/answers/hello && echo done-$((40+2))\n")
+    page.keyboard.type(
+        "mkdir -p /root/answers && echo h''i > /root/answers/hello && echo done-$((40+2))\n"
+    )
     page.wait_for_function(
         "document.querySelector('.xterm-rows').innerText.includes('done-42')", timeout=10_000
     )

@@ -66,7 +66,9 @@ async def test_declared_capability_is_the_only_one(backend, docker_client):
 async def test_pids_limit_stops_a_fork_bomb(backend, docker_client):
     box = await backend.start(spec("forkbomb"))
     container = docker_client.containers.get(box.name)
-    code, out = run(docker_client, box.name, "for i in $(seq 200); do sleep 3 & done 2>&1; echo done")
+    _code, out = run(
+        docker_client, box.name, "for i in $(seq 200); do sleep 3 & done 2>&1; echo done"
+    )
     assert "fork" in out.lower() or "resource temporarily unavailable" in out.lower()
     processes = container.top()["Processes"]  # counted from the host: the shell cannot fork
     assert 0 < len(processes) <= 64
@@ -79,15 +81,17 @@ async def test_memory_limit_kills_only_the_greedy_process(backend, docker_client
     code, _out = run(docker_client, box.name, "head -c 400m /dev/zero | tail > /dev/null")
     assert code != 0  # tail was killed by the OOM killer inside the container's cgroup
     assert docker_client.containers.get(box.name).status == "running"
-    _code, oom = run(docker_client, box.name, "cat /sys/fs/cgroup/memory/memory.oom_control "
-                                                "/sys/fs/cgroup/memory.events 2>/dev/null")  # fmt: skip
+    v1, v2 = "/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events"
+    _code, oom = run(docker_client, box.name, f"cat {v1} {v2} 2>/dev/null")
     kills = [int(line.split()[1]) for line in oom.splitlines() if line.startswith("oom_kill ")]
     assert kills and kills[0] >= 1
 
 
 async def test_no_docker_socket_and_capped_logs_and_labels(backend, docker_client):
     box = await backend.start(spec("misc"))
-    code, _ = run(docker_client, box.name, "test -e /var/run/docker.sock || test -e /run/docker.sock")
+    code, _ = run(
+        docker_client, box.name, "test -e /var/run/docker.sock || test -e /run/docker.sock"
+    )
     assert code == 1
     attrs = docker_client.containers.get(box.name).attrs
     assert attrs["HostConfig"]["Privileged"] is False

@@ -20,7 +20,9 @@ def container_labs() -> list[LabData]:
     labs = []
     for course_yaml in sorted(CONTENT.glob("*/course.yaml")):
         for module in read_course(course_yaml.parent).modules:
-            labs += [lab for lab in module.labs if lab.kind == "container" and lab.status == "ready"]
+            labs += [
+                lab for lab in module.labs if lab.kind == "container" and lab.status == "ready"
+            ]
     return labs
 
 

@@ -128,9 +128,7 @@ async def test_reset_gives_a_fresh_container(alice, hello_lab, docker_client):
 async def test_session_limit_per_student(alice, hello_lab, course, settings):
     settings.LABSITE_MAX_ACTIVE_SESSIONS = 1
     await start_lab(alice, hello_lab)
-    other = await database_sync_to_async(
-        lambda: _copy_lab(hello_lab, "hello-again")
-    )()
+    other = await database_sync_to_async(lambda: _copy_lab(hello_lab, "hello-again"))()
     client = await client_for(alice)
     response = await client.post(f"/api/labs/{other.pk}/sessions/")
     assert response.status_code == 409 and response.json()["error"]["code"] == "too_many_sessions"
@@ -167,9 +165,7 @@ async def test_idle_session_is_stopped(alice, hello_lab, docker_client, settings
     assert containers(docker_client) == []
 
 
-async def test_restart_adopts_running_container_and_removes_orphan(
-    alice, hello_lab, docker_client
-):
+async def test_restart_adopts_running_container_and_removes_orphan(alice, hello_lab, docker_client):
     session = await start_lab(alice, hello_lab)
     orphan = docker_client.containers.run(
         "labsite/base", ["sleep", "infinity"], detach=True, name="labsite-test-orphan",
@@ -208,9 +204,9 @@ async def test_request_left_by_a_dead_process_is_started_by_the_loop(
 async def test_missing_image_fails_with_a_readable_message(alice, hello_lab, docker_client):
     from apps.labs import services
 
-    await database_sync_to_async(
-        type(hello_lab).objects.filter(pk=hello_lab.pk).update
-    )(environment="labsite/does-not-exist")
+    await database_sync_to_async(type(hello_lab).objects.filter(pk=hello_lab.pk).update)(
+        environment="labsite/does-not-exist"
+    )
     hello_lab.environment = "labsite/does-not-exist"
     session, _ = await database_sync_to_async(services.start_session)(alice, hello_lab)
     await runner.provision(session.pk)

@@ -26,7 +26,9 @@ async def test_resize_reaches_the_shell(alice, hello_lab):
     session = await start_lab(alice, hello_lab)
     screen = Screen(await connect_terminal(session, alice, cols=80, rows=24))
     await screen.until(b"# ")
-    await screen.communicator.send_to(text_data=json.dumps({"type": "resize", "cols": 132, "rows": 41}))
+    await screen.communicator.send_to(
+        text_data=json.dumps({"type": "resize", "cols": 132, "rows": 41})
+    )
     await screen.type("stty size | tr ' ' x\r")
     await screen.until(b"41x132")
     await screen.communicator.disconnect()

@@ -58,18 +58,24 @@ def cluster(tmp_path_factory):
         f"u = get_user_model().objects.create_user('alice', password='{PASSWORD}');"
         "assign_role(u, Role.STUDENT)"
     )
-    subprocess.run(manage + ["shell", "-c", script], env=env, check=True, cwd=ROOT)
+    subprocess.run([*manage, "shell", "-c", script], env=env, check=True, cwd=ROOT)
     ports = [_free_port(), _free_port()]
     log = open(var / "processes.log", "w")
     daphne = str(Path(sys.executable).parent / "daphne")
     processes = [
-        subprocess.Popen([daphne, "-b", "127.0.0.1", "-p", str(p), "labsite.asgi:application"],
-                         env=env, cwd=ROOT, stdout=log, stderr=log)  # fmt: skip
+        subprocess.Popen(
+            [daphne, "-b", "127.0.0.1", "-p", str(p), "labsite.asgi:application"],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=log,
+        )
         for p in ports
     ]
     processes.append(
-        subprocess.Popen(manage + ["reconcile", "--backend", "docker"], env=env, cwd=ROOT,
-                         stdout=log, stderr=log)  # fmt: skip
+        subprocess.Popen(
+            [*manage, "reconcile", "--backend", "docker"], env=env, cwd=ROOT, stdout=log, stderr=log
+        )
     )
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     for url in urls:
@@ -114,8 +120,12 @@ class Browser:
 
     def post(self, path: str) -> dict:
         request = urllib.request.Request(
-            self.url + path, data=b"", headers={"X-CSRFToken": self.cookie("csrftoken"),
-                                                "Referer": self.url + "/"},  # fmt: skip
+            self.url + path,
+            data=b"",
+            headers={
+                "X-CSRFToken": self.cookie("csrftoken"),
+                "Referer": self.url + "/",
+            },
         )
         return json.loads(self.opener.open(request).read())
 

@@ -28,7 +28,10 @@ def test_wrong_code_is_refused_with_a_message(client, bob, dave):
     client.login(username="bob", password=PASSWORD)
     response = client.post(reverse("accounts:join"), {"code": "NOPE1234"})
     assert response.status_code == 200
-    assert "No class has this code" in response.content.decode() or "没有班级" in response.content.decode()
+    assert (
+        "No class has this code" in response.content.decode()
+        or "没有班级" in response.content.decode()
+    )
     assert not bob.classrooms.exists()
 
 
@@ -66,7 +69,7 @@ def test_instructor_creates_student_in_class(client, carol):
     frank = get_user_model().objects.get(username="frank")
     assert role_of(frank) == Role.STUDENT
     assert classroom.students.filter(pk=frank.pk).exists()
-    message = [str(m) for m in response.context["messages"]][0]
+    message = next(str(m) for m in response.context["messages"])
     password = message.rsplit(": ", 1)[1].split(" ")[0]
     assert client.login(username="frank", password=password)
 
@@ -79,7 +82,10 @@ def test_instructor_cannot_create_admin(client, carol):
 
 def test_admin_creates_instructor(client, erin):
     client.login(username="erin", password=PASSWORD)
-    client.post(reverse("accounts:create"), {"username": "gina", "role": "instructor", "password": "a-long-pass-phrase-9"})
+    client.post(
+        reverse("accounts:create"),
+        {"username": "gina", "role": "instructor", "password": "a-long-pass-phrase-9"},
+    )
     assert role_of(get_user_model().objects.get(username="gina")) == Role.INSTRUCTOR
 
 

@@ -42,7 +42,7 @@ def test_edit_updates_page_and_keeps_progress(db, content, alice):
     load(content)
     module = Module.objects.get(slug="basics")
     assert "新内容" in module.body_html
-    assert ["什么是容器", "下一步", "新的一节"] == [heading for _, heading in module.toc]
+    assert [heading for _, heading in module.toc] == ["什么是容器", "下一步", "新的一节"]
     assert Step.objects.get(slug="write").title == "写一个新文件"
     assert StepProgress.objects.filter(user=alice, step__slug="write").exists()
 
@@ -71,7 +71,9 @@ def test_wrong_value_names_key_and_line(db, content):
     lab_yaml.write_text(lab_yaml.read_text().replace("network: none", "network: host"))
     with pytest.raises(CommandError) as error:
         load(content)
-    assert str(error.value).endswith("lab.yaml:12: 'network' must be one of ['isolated', 'none'], not 'host'")
+    assert str(error.value).endswith(
+        "lab.yaml:12: 'network' must be one of ['isolated', 'none'], not 'host'"
+    )
 
 
 def test_missing_lesson_is_reported(db, content):

@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,111 +14,184 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Course',
+            name="Course",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(unique=True)),
-                ('title', models.CharField(max_length=200)),
-                ('title_en', models.CharField(blank=True, max_length=200)),
-                ('summary', models.TextField(blank=True)),
-                ('summary_en', models.TextField(blank=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.SlugField(unique=True)),
+                ("title", models.CharField(max_length=200)),
+                ("title_en", models.CharField(blank=True, max_length=200)),
+                ("summary", models.TextField(blank=True)),
+                ("summary_en", models.TextField(blank=True)),
             ],
             options={
-                'verbose_name': 'course',
-                'verbose_name_plural': 'courses',
-                'ordering': ['slug'],
+                "verbose_name": "course",
+                "verbose_name_plural": "courses",
+                "ordering": ["slug"],
             },
         ),
         migrations.CreateModel(
-            name='Module',
+            name="Module",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField()),
-                ('number', models.PositiveIntegerField()),
-                ('title', models.CharField(max_length=200)),
-                ('title_en', models.CharField(blank=True, max_length=200)),
-                ('summary', models.TextField(blank=True)),
-                ('body_html', models.TextField(blank=True)),
-                ('toc', models.JSONField(blank=True, default=list)),
-                ('source_dir', models.CharField(max_length=500)),
-                ('course', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='modules', to='courses.course')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.SlugField()),
+                ("number", models.PositiveIntegerField()),
+                ("title", models.CharField(max_length=200)),
+                ("title_en", models.CharField(blank=True, max_length=200)),
+                ("summary", models.TextField(blank=True)),
+                ("body_html", models.TextField(blank=True)),
+                ("toc", models.JSONField(blank=True, default=list)),
+                ("source_dir", models.CharField(max_length=500)),
+                (
+                    "course",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="modules",
+                        to="courses.course",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'module',
-                'verbose_name_plural': 'modules',
-                'ordering': ['course', 'number'],
+                "verbose_name": "module",
+                "verbose_name_plural": "modules",
+                "ordering": ["course", "number"],
             },
         ),
         migrations.CreateModel(
-            name='Lab',
+            name="Lab",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField()),
-                ('order', models.PositiveIntegerField(default=0)),
-                ('title', models.CharField(max_length=200)),
-                ('summary', models.TextField(blank=True)),
-                ('plan', models.TextField(blank=True)),
-                ('kind', models.CharField(choices=[('container', 'Container'), ('vm', 'Virtual machine')], max_length=16)),
-                ('status', models.CharField(choices=[('ready', 'Ready'), ('planned', 'Planned')], max_length=16)),
-                ('environment', models.CharField(max_length=200)),
-                ('dockerfile', models.TextField(blank=True)),
-                ('cpus', models.FloatField(default=0.5)),
-                ('memory_mib', models.PositiveIntegerField(default=256)),
-                ('pids', models.PositiveIntegerField(default=128)),
-                ('capabilities', models.JSONField(blank=True, default=list)),
-                ('network', models.CharField(default='none', max_length=16)),
-                ('time_limit_minutes', models.PositiveIntegerField(default=45)),
-                ('setup_script', models.TextField(blank=True)),
-                ('source_dir', models.CharField(max_length=500)),
-                ('module', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='labs', to='courses.module')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.SlugField()),
+                ("order", models.PositiveIntegerField(default=0)),
+                ("title", models.CharField(max_length=200)),
+                ("summary", models.TextField(blank=True)),
+                ("plan", models.TextField(blank=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("container", "Container"), ("vm", "Virtual machine")],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("ready", "Ready"), ("planned", "Planned")], max_length=16
+                    ),
+                ),
+                ("environment", models.CharField(max_length=200)),
+                ("dockerfile", models.TextField(blank=True)),
+                ("cpus", models.FloatField(default=0.5)),
+                ("memory_mib", models.PositiveIntegerField(default=256)),
+                ("pids", models.PositiveIntegerField(default=128)),
+                ("capabilities", models.JSONField(blank=True, default=list)),
+                ("network", models.CharField(default="none", max_length=16)),
+                ("time_limit_minutes", models.PositiveIntegerField(default=45)),
+                ("setup_script", models.TextField(blank=True)),
+                ("source_dir", models.CharField(max_length=500)),
+                (
+                    "module",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="labs",
+                        to="courses.module",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'lab',
-                'verbose_name_plural': 'labs',
-                'ordering': ['module', 'order', 'slug'],
+                "verbose_name": "lab",
+                "verbose_name_plural": "labs",
+                "ordering": ["module", "order", "slug"],
             },
         ),
         migrations.CreateModel(
-            name='Step',
+            name="Step",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('slug', models.SlugField()),
-                ('title', models.CharField(max_length=200)),
-                ('body_html', models.TextField(blank=True)),
-                ('check_script', models.TextField(blank=True)),
-                ('solve_script', models.TextField(blank=True)),
-                ('lab', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='steps', to='courses.lab')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveIntegerField()),
+                ("slug", models.SlugField()),
+                ("title", models.CharField(max_length=200)),
+                ("body_html", models.TextField(blank=True)),
+                ("check_script", models.TextField(blank=True)),
+                ("solve_script", models.TextField(blank=True)),
+                (
+                    "lab",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="steps",
+                        to="courses.lab",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'step',
-                'verbose_name_plural': 'steps',
-                'ordering': ['lab', 'number'],
+                "verbose_name": "step",
+                "verbose_name_plural": "steps",
+                "ordering": ["lab", "number"],
             },
         ),
         migrations.CreateModel(
-            name='StepProgress',
+            name="StepProgress",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('passed_at', models.DateTimeField(auto_now_add=True)),
-                ('step', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='progress', to='courses.step')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='step_progress', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("passed_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "step",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="progress",
+                        to="courses.step",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="step_progress",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='module',
-            constraint=models.UniqueConstraint(fields=('course', 'slug'), name='unique_module_slug'),
+            model_name="module",
+            constraint=models.UniqueConstraint(
+                fields=("course", "slug"), name="unique_module_slug"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='lab',
-            constraint=models.UniqueConstraint(fields=('module', 'slug'), name='unique_lab_slug'),
+            model_name="lab",
+            constraint=models.UniqueConstraint(fields=("module", "slug"), name="unique_lab_slug"),
         ),
         migrations.AddConstraint(
-            model_name='step',
-            constraint=models.UniqueConstraint(fields=('lab', 'slug'), name='unique_step_slug'),
+            model_name="step",
+            constraint=models.UniqueConstraint(fields=("lab", "slug"), name="unique_step_slug"),
         ),
         migrations.AddConstraint(
-            model_name='stepprogress',
-            constraint=models.UniqueConstraint(fields=('user', 'step'), name='one_pass_per_step'),
+            model_name="stepprogress",
+            constraint=models.UniqueConstraint(fields=("user", "step"), name="one_pass_per_step"),
         ),
     ]

@@ -5,42 +5,67 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Pool',
+            name="Pool",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True, verbose_name='name')),
-                ('description', models.TextField(blank=True, verbose_name='description')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True, verbose_name="name")),
+                ("description", models.TextField(blank=True, verbose_name="description")),
             ],
             options={
-                'verbose_name': 'pool',
-                'verbose_name_plural': 'pools',
-                'ordering': ['name'],
+                "verbose_name": "pool",
+                "verbose_name_plural": "pools",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Host',
+            name="Host",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True, verbose_name='name')),
-                ('engine', models.CharField(choices=[('docker', 'Docker Engine'), ('libvirt', 'libvirt (KVM/QEMU)')], max_length=16, verbose_name='engine')),
-                ('backend', models.CharField(max_length=50, verbose_name='backend key')),
-                ('enabled', models.BooleanField(default=True, verbose_name='enabled')),
-                ('facts', models.JSONField(blank=True, default=dict, verbose_name='facts')),
-                ('last_seen_at', models.DateTimeField(blank=True, null=True, verbose_name='last seen')),
-                ('pool', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='hosts', to='hosts.pool')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True, verbose_name="name")),
+                (
+                    "engine",
+                    models.CharField(
+                        choices=[("docker", "Docker Engine"), ("libvirt", "libvirt (KVM/QEMU)")],
+                        max_length=16,
+                        verbose_name="engine",
+                    ),
+                ),
+                ("backend", models.CharField(max_length=50, verbose_name="backend key")),
+                ("enabled", models.BooleanField(default=True, verbose_name="enabled")),
+                ("facts", models.JSONField(blank=True, default=dict, verbose_name="facts")),
+                (
+                    "last_seen_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="last seen"),
+                ),
+                (
+                    "pool",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="hosts",
+                        to="hosts.pool",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'host',
-                'verbose_name_plural': 'hosts',
-                'ordering': ['pool', 'name'],
+                "verbose_name": "host",
+                "verbose_name_plural": "hosts",
+                "ordering": ["pool", "name"],
             },
         ),
     ]
