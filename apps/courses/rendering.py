@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import markdown
 import nh3
+from pygments.formatters import HtmlFormatter
 
 ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "details", "div", "dl", "dt",
@@ -21,6 +22,20 @@ ALLOWED_ATTRIBUTES = {
 }
 
 
+class _LanguageClassFormatter(HtmlFormatter):
+    """Keeps the fence's language as ``<code class="language-bash">``, so the lab page can
+    offer "run in the terminal" on shell blocks only."""
+
+    def __init__(self, lang_str: str = "", **options) -> None:
+        super().__init__(**options)
+        self.lang_str = lang_str
+
+    def _wrap_code(self, source):
+        yield 0, f'<code class="{self.lang_str}">' if self.lang_str else "<code>"
+        yield from source
+        yield 0, "</code>"
+
+
 @dataclass(frozen=True)
 class Rendered:
     html: str
@@ -33,7 +48,11 @@ def render_markdown(text: str, asset_base_url: str = "") -> Rendered:
     md = markdown.Markdown(
         extensions=["fenced_code", "codehilite", "tables", "toc", "sane_lists"],
         extension_configs={
-            "codehilite": {"css_class": "codehilite", "guess_lang": False},
+            "codehilite": {
+                "css_class": "codehilite",
+                "guess_lang": False,
+                "pygments_formatter": _LanguageClassFormatter,
+            },
             "toc": {"slugify": _slugify},
         },
     )

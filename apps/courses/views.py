@@ -91,6 +91,7 @@ def lab(request, course_slug: str, module_slug: str, lab_slug: str):
             "steps": steps,
             "session_json": json.dumps(session) if session else "",
             "passed_count": len(passed),
+            "max_tabs": settings.LABSITE_MAX_TABS,
         },
     )
 

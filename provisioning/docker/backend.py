@@ -138,7 +138,9 @@ class DockerBackend:
         self, sandbox: Sandbox, *, tab: int, cols: int, rows: int
     ) -> DockerTerminal:
         api = await self.api()
-        replay = await self._exec_output(api, sandbox.name, config.replay_command(tab))
+        history = await self._exec_output(api, sandbox.name, config.replay_command(tab))
+        # capture-pane ends lines with a bare LF; a terminal needs CR LF to return the cursor.
+        replay = history.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
         try:
             created = await self._call(
                 api.exec_create, sandbox.name, config.terminal_command(tab),

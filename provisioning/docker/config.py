@@ -94,9 +94,10 @@ def terminal_command(tab: int) -> list[str]:
 
 
 def replay_command(tab: int, lines: int = 200) -> list[str]:
-    """Recent output of tab ``tab`` with colours, or nothing if the tab is new."""
-    return ["sh", "-c", f'tmux capture-pane -p -e -J -S -{lines} -t "t$1" 2>/dev/null', "x",
-            str(tab)]  # fmt: skip
+    """Recent scrollback of tab ``tab`` with colours, or nothing if the tab is new. History
+    only (``-E -1``): tmux redraws the visible screen itself when the client attaches."""
+    script = f'tmux capture-pane -p -e -J -S -{lines} -E -1 -t "t$1" 2>/dev/null'
+    return ["sh", "-c", script, "x", str(tab)]
 
 
 #: Exit status of coreutils' timeout when the command ran too long.

@@ -348,6 +348,7 @@ def write_cpio(root: Path, target: Path) -> None:
 def make_disk(tree: Path, target: Path, size_mib: int, *, label: str) -> None:
     """An ext4 file system holding ``tree``, as a qcow2 image at ``target``."""
     raw = target.with_suffix(".raw")
+    raw.touch()  # mkfs.ext4 says "Creating regular file" otherwise
     command = ["mkfs.ext4", "-q", "-F", "-L", label, "-d", str(tree), str(raw), f"{size_mib}M"]
     subprocess.run(command, check=True)
     convert = ["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(target)]

@@ -118,6 +118,8 @@ class LibvirtBackend:
         self._sizes: dict[str, tuple[int, int]] = {}
         self._resizing: set[str] = set()
         self._cpu: dict[str, tuple[float, int]] = {}
+        #: Seconds from start() to each phase of the last start of each sandbox (benchmarks).
+        self.start_timings: dict[str, dict[str, float]] = {}
         self.agent = GuestAgent(self._call)
         # libvirt prints every error on stderr besides raising it; the exception is enough.
         libvirt.registerErrorHandler(_ignore_error, None)
@@ -244,10 +246,12 @@ class LibvirtBackend:
                 console_log=console_log,
             )  # fmt: skip
             report(10, f"starting the VM ({virt_type})")
+            report.mark("prepared")
             dom = await self._call(conn.defineXML, domain_xml(config))
             await self._call(dom.createWithFlags, libvirt.VIR_DOMAIN_START_PAUSED)
             await self._hub_for(conn, dom, spec.name)
             await self._call(dom.resume)
+            report.mark("domain_started")
             await self._become_usable(dom, spec, template, report)
         except Exception as exc:
             log.warning("start of %s failed (%s): removing what was made", spec.name, exc)
@@ -274,9 +278,11 @@ class LibvirtBackend:
                     raise SandboxError(f"The VM showed no shell within {elapsed:.0f} s.")
                 report(10 + int(70 * elapsed / template.boot_timeout),
                        f"booting the VM ({elapsed:.0f} s)")  # fmt: skip
+            report.mark("prompt")
         report(82, "waiting for the VM's agent")
         if not await self.agent.wait(dom, max(1.0, deadline - time.monotonic())):
             raise SandboxError("The VM's agent did not answer in time.")
+        report.mark("agent")
         while template.ready_check:
             report(88, f"waiting for services in the VM ({time.monotonic() - started:.0f} s)")
             if (await self.agent.run_script(dom, template.ready_check, 30)).passed:
@@ -284,6 +290,7 @@ class LibvirtBackend:
             if time.monotonic() > deadline:
                 raise SandboxError("The VM's services did not come up in time.")
             await asyncio.sleep(1)
+        report.mark("services")
         if spec.setup_script:
             report(95, "setting up the lab")
             result = await self.agent.run_script(dom, spec.setup_script, SETUP_TIMEOUT)
@@ -292,6 +299,8 @@ class LibvirtBackend:
         when = datetime.now(UTC).isoformat(timespec="seconds")
         await self._call(dom.setMetadata, libvirt.VIR_DOMAIN_METADATA_ELEMENT, ready_xml(when),
                          PREFIX_STATE, NS_STATE, libvirt.VIR_DOMAIN_AFFECT_LIVE)  # fmt: skip
+        report.mark("ready")
+        self.start_timings[spec.name] = dict(report.marks)
 
     async def _is_ready(self, dom: libvirt.virDomain) -> bool:
         try:
@@ -376,6 +385,7 @@ class LibvirtBackend:
         await self._call(host.remove_files, *files)
         self._cpu.pop(name, None)
         self._sizes.pop(name, None)
+        self.start_timings.pop(name, None)
         log.info("removed %s", name)
 
     async def _meta(self, dom: libvirt.virDomain) -> SandboxMeta | None:
@@ -452,6 +462,11 @@ class _Reporter:
     def __init__(self, name: str, callback: ProgressCallback | None) -> None:
         self._name = name
         self._callback = callback
+        self._started = time.monotonic()
+        self.marks: dict[str, float] = {}
+
+    def mark(self, phase: str) -> None:
+        self.marks[phase] = round(time.monotonic() - self._started, 2)
 
     def __call__(self, percent: int, message: str) -> None:
         log.debug("%s: %d%% %s", self._name, percent, message)

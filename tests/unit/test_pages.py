@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.urls import reverse
 
@@ -82,6 +84,7 @@ def test_admin_can_open_django_admin(client, erin):
     client.login(username="erin", password=PASSWORD)
     assert client.get("/admin/").status_code == 200
     assert client.get("/admin/hosts/host/").status_code == 200
+    assert client.get("/admin/labs/labsession/").status_code == 200
 
 
 def test_instructor_sees_own_class_not_others(client, carol, dave):
@@ -108,3 +111,15 @@ def test_diagram_is_served_and_path_escape_refused(client, course):
     assert "default-src 'none'" in ok["Content-Security-Policy"]
     assert client.get("/assets/testcourse/01-basics/diagrams/..%2Flesson.md").status_code == 404
     assert client.get("/assets/testcourse/01-basics/diagrams/nope.svg").status_code == 404
+
+
+def test_browser_strings_are_translated(client):
+    connecting = json.dumps("正在连接")[1:-1]  # the catalog is served with \\u escapes
+    assert connecting in client.get("/jsi18n/").content.decode()
+    client.cookies["django_language"] = "en"
+    assert connecting not in client.get("/jsi18n/").content.decode()
+
+
+def test_chinese_is_the_default_whatever_the_browser_says(client, course):
+    response = client.get(course.get_absolute_url(), HTTP_ACCEPT_LANGUAGE="en-US,en;q=0.9")
+    assert response["Content-Language"] == "zh-hans"

@@ -16,8 +16,15 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from provisioning.base import LABEL_LAB, LABEL_OWNER, LABEL_SESSION, LABEL_SITE, Sandbox
-from provisioning.base import Resources, SandboxSpec
+from provisioning.base import (
+    LABEL_LAB,
+    LABEL_OWNER,
+    LABEL_SESSION,
+    LABEL_SITE,
+    Resources,
+    Sandbox,
+    SandboxSpec,
+)
 from provisioning.images import vm_templates
 from provisioning.libvirt import LibvirtBackend
 
@@ -28,13 +35,20 @@ OVERLAYS = REPO / "var" / "vm" / "test-overlays"
 TEST_SITE = "labsite-test-vm"
 
 
-def make_spec(name: str, *, image: str = "tiny", network: str = "none", **resources: float) -> SandboxSpec:
-    labels = {LABEL_SITE: TEST_SITE, LABEL_SESSION: name, LABEL_OWNER: "alice", LABEL_LAB: "vm-test"}
+def make_spec(
+    name: str, *, image: str = "tiny", network: str = "none", memory_mib: int = 256, cpus: float = 1
+) -> SandboxSpec:
+    """A spec for a test guest: labelled with TEST_SITE, named after it."""
     return SandboxSpec(
         name=f"{TEST_SITE}-{name}",
         image=image,
-        labels=labels,
-        resources=Resources(**{"cpus": 1, "memory_mib": 256, **resources}),  # type: ignore[arg-type]
+        labels={
+            LABEL_SITE: TEST_SITE,
+            LABEL_SESSION: name,
+            LABEL_OWNER: "alice",
+            LABEL_LAB: "vm-test",
+        },
+        resources=Resources(cpus=cpus, memory_mib=memory_mib),
         network=network,
     )
 

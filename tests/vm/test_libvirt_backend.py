@@ -143,7 +143,7 @@ async def test_status_and_stats_of_a_running_guest(backend: LibvirtBackend, gues
     assert await backend.status(guest) == SandboxStatus.RUNNING
     stats = await backend.stats(guest)
     assert stats.memory_limit_bytes == 256 * 1024 * 1024
-    assert 0 < stats.memory_bytes
+    assert stats.memory_bytes > 0
     assert stats.cpu_percent >= 0
 
 

@@ -1,0 +1,98 @@
+"""Time a VM sandbox's start, phase by phase, for each template.
+
+    python bench/vm_start.py [TEMPLATE ...] [--runs N] [--templates DIR]
+
+Phases (seconds since ``start()`` was called), as LibvirtBackend records them:
+
+- prepare: overlay disk and network made;
+- domain: libvirt domain defined, started (paused), console attached, resumed:
+  what libvirt and QEMU cost before the guest runs a single instruction;
+- prompt: the serial console shows a shell prompt (the guest's boot);
+- agent: qemu-guest-agent answers;
+- ready: the template's services are up (Docker in debian-docker) and
+  ``status()`` says running.
+
+The guest is stopped after each run. Needs libvirtd (scripts/start-libvirtd.sh)
+and built templates (python -m provisioning.images.vm_templates).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from provisioning.base import LABEL_SESSION, LABEL_SITE, Resources, SandboxSpec  # noqa: E402
+from provisioning.libvirt import LibvirtBackend  # noqa: E402
+
+SITE = "labsite-bench"
+#: Resources per template: what a lab would ask for.
+RESOURCES = {
+    "tiny": Resources(cpus=1, memory_mib=256),
+    "debian": Resources(cpus=1, memory_mib=512),
+    "debian-docker": Resources(cpus=2, memory_mib=2048, disk_mib=4096),
+}
+PHASES = ("prepared", "domain_started", "prompt", "agent", "ready")
+HEADERS = ("template", "virt", "run", "prepare", "domain", "prompt", "agent", "ready", "stop")
+
+
+async def one_run(backend: LibvirtBackend, template: str, run: int) -> list[str]:
+    name = f"{SITE}-{template}-{run}"
+    spec = SandboxSpec(
+        name=name,
+        image=template,
+        labels={LABEL_SITE: SITE, LABEL_SESSION: name},
+        resources=RESOURCES.get(template, Resources()),
+    )
+    sandbox = await backend.start(spec)
+    marks = backend.start_timings.get(name, {})
+    stopped = time.monotonic()
+    await backend.stop(sandbox)
+    stop_s = time.monotonic() - stopped
+    cells = [f"{marks[p]:.2f}" if p in marks else "-" for p in PHASES]
+    return [template, backend.virt_type, str(run), *cells, f"{stop_s:.2f}"]
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("templates", nargs="*", default=["tiny", "debian", "debian-docker"])
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--dir", type=Path, default=REPO / "var/vm/templates")
+    args = parser.parse_args()
+    backend = LibvirtBackend(
+        templates_dir=args.dir, overlays_dir=REPO / "var/vm/bench-overlays", site=SITE
+    )
+    rows: list[list[str]] = []
+    try:
+        for leftover in await backend.list_sandboxes():
+            await backend.stop(leftover)
+        await backend.detect_virt_type()
+        print(f"virt type: {backend.virt_type}; evidence: {backend.virt_evidence}", flush=True)
+        for template in args.templates:
+            if not (args.dir / template / "template.json").exists():
+                print(f"skipping {template}: not built in {args.dir}", flush=True)
+                continue
+            for run in range(1, args.runs + 1):
+                rows.append(await one_run(backend, template, run))
+                print("  ".join(rows[-1]), flush=True)
+    finally:
+        await backend.close()
+    print_table(rows)
+    return 0
+
+
+def print_table(rows: list[list[str]]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADERS)]
+    print()
+    print("seconds since start(); domain = libvirt define+start+resume, prompt = guest boot")
+    for row in (list(HEADERS), *rows):
+        print("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
