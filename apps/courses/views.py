@@ -30,7 +30,7 @@ def course(request, course_slug: str):
         lab_count=Count("labs", distinct=True),
         ready_count=Count("labs", filter=Q(labs__status="ready"), distinct=True),
         step_count=Count("labs__steps", distinct=True),
-    )
+    ).order_by("number")
     done = {}
     if request.user.is_authenticated:
         done = dict(
@@ -47,7 +47,7 @@ def module(request, course_slug: str, module_slug: str):
     module = get_object_or_404(
         Module.objects.select_related("course"), course__slug=course_slug, slug=module_slug
     )
-    labs = list(module.labs.annotate(step_count=Count("steps")))
+    labs = list(module.labs.annotate(step_count=Count("steps")).order_by("order", "slug"))
     for lab in labs:
         lab.passed_count = len(passed_steps(request.user, lab))
     siblings = list(module.course.modules.only("slug", "number", "title", "title_en"))

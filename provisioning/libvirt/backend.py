@@ -29,7 +29,6 @@ import asyncio
 import functools
 import logging
 import math
-import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -40,10 +39,8 @@ from typing import Any, TypeVar
 import libvirt
 
 from provisioning.base import (
-    LABEL_SITE,
     CheckResult,
     HostUnavailable,
-    Progress,
     ProgressCallback,
     Sandbox,
     SandboxError,
@@ -52,7 +49,7 @@ from provisioning.base import (
     SandboxStatus,
     Terminal,
 )
-from provisioning.libvirt import detect, host
+from provisioning.libvirt import detect, domains, host
 from provisioning.libvirt.agent import GuestAgent
 from provisioning.libvirt.console import ConsoleHub
 from provisioning.libvirt.domain_xml import (
@@ -67,16 +64,14 @@ from provisioning.libvirt.domain_xml import (
     ready_xml,
 )
 from provisioning.libvirt.events import ensure_registered
+from provisioning.libvirt.startup import Reporter, validate_spec, wait_usable
 from provisioning.libvirt.templates import VMTemplate, load_template
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,100}")
-_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _LIVE_STATES = (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_BLOCKED,
                 libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PMSUSPENDED)  # fmt: skip
-SETUP_TIMEOUT = 300.0
 
 
 class LibvirtBackend:
@@ -122,7 +117,7 @@ class LibvirtBackend:
         self.start_timings: dict[str, dict[str, float]] = {}
         self.agent = GuestAgent(self._call)
         # libvirt prints every error on stderr besides raising it; the exception is enough.
-        libvirt.registerErrorHandler(_ignore_error, None)
+        libvirt.registerErrorHandler(domains.ignore_error, None)
 
     # --- plumbing -----------------------------------------------------------
 
@@ -132,7 +127,7 @@ class LibvirtBackend:
         try:
             return await loop.run_in_executor(self._executor, functools.partial(func, *args))
         except libvirt.libvirtError as exc:
-            if _connection_lost(exc):
+            if domains.connection_lost(exc):
                 self._conn = None
                 raise HostUnavailable(f"libvirt at {self.uri} does not answer: {exc}") from exc
             raise
@@ -142,7 +137,7 @@ class LibvirtBackend:
         async with self._conn_lock:
             if self._conn is None or not self._conn.isAlive():
                 try:
-                    self._conn = await self._call(_open, self.uri)
+                    self._conn = await self._call(domains.open_connection, self.uri)
                 except libvirt.libvirtError as exc:
                     raise HostUnavailable(f"libvirt at {self.uri} does not answer: {exc}") from exc
             return self._conn
@@ -154,7 +149,7 @@ class LibvirtBackend:
         except libvirt.libvirtError as exc:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 return None
-            raise _engine_error("find the VM", exc) from exc
+            raise domains.engine_error("find the VM", exc) from exc
 
     async def _running(self, sandbox: Sandbox) -> libvirt.virDomain:
         dom = await self._lookup(sandbox.name)
@@ -195,15 +190,9 @@ class LibvirtBackend:
     async def start(
         self, spec: SandboxSpec, on_progress: ProgressCallback | None = None
     ) -> Sandbox:
-        report = _Reporter(spec.name, on_progress)
-        _validate(spec)
+        report = Reporter(spec.name, on_progress)
         template = await self._call(load_template, self.templates_dir, spec.image)
-        if spec.resources.memory_mib < template.min_memory_mib:
-            raise SandboxError(
-                f"The VM template '{template.name}' needs at least "
-                f"{template.min_memory_mib} MiB of memory; the lab asks for "
-                f"{spec.resources.memory_mib} MiB."
-            )
+        validate_spec(spec, template)
         async with self._lock(spec.name):
             dom = await self._lookup(spec.name)
             if dom is not None and await self._call(dom.isActive):
@@ -220,7 +209,7 @@ class LibvirtBackend:
             return await self._create(spec, template, virt_type, report)
 
     async def _create(
-        self, spec: SandboxSpec, template: VMTemplate, virt_type: str, report: _Reporter
+        self, spec: SandboxSpec, template: VMTemplate, virt_type: str, report: Reporter
     ) -> Sandbox:
         overlay = self.overlays_dir / f"{spec.name}.qcow2" if template.disk else None
         console_log = self.overlays_dir / f"{spec.name}.console.log"
@@ -232,7 +221,7 @@ class LibvirtBackend:
         conn = await self._connection()
         try:
             report(5, "preparing the VM's disk")
-            await self._call(_mkdir, self.overlays_dir)
+            await self._call(host.make_dir, self.overlays_dir)
             if template.disk is not None and overlay is not None:
                 size = max(spec.resources.disk_mib, template.disk_mib)
                 await self._call(host.make_overlay, template.disk, overlay, size)
@@ -258,44 +247,16 @@ class LibvirtBackend:
             await self._remove(spec.name)
             if isinstance(exc, SandboxError):
                 raise
-            raise _engine_error("start the VM", exc) from exc
+            raise domains.engine_error("start the VM", exc) from exc
         report(100, "ready")
         return Sandbox(spec.name, dom.UUIDString(), dict(spec.labels))
 
     async def _become_usable(
-        self, dom: libvirt.virDomain, spec: SandboxSpec, template: VMTemplate, report: _Reporter
+        self, dom: libvirt.virDomain, spec: SandboxSpec, template: VMTemplate, report: Reporter
     ) -> None:
-        """Wait for a prompt, the agent and the template's services; run the lab's setup."""
-        started = time.monotonic()
-        deadline = started + template.boot_timeout
+        """Wait until the guest is usable (startup.py), then mark it ready in its metadata."""
         hub = await self._hub_for(await self._connection(), dom, spec.name)
-        if hub.complete:
-            while not await hub.wait_until(template.shows_prompt, 2.0):
-                if hub.closed:
-                    raise SandboxError("The VM stopped while it was booting.")
-                elapsed = time.monotonic() - started
-                if time.monotonic() > deadline:
-                    raise SandboxError(f"The VM showed no shell within {elapsed:.0f} s.")
-                report(10 + int(70 * elapsed / template.boot_timeout),
-                       f"booting the VM ({elapsed:.0f} s)")  # fmt: skip
-            report.mark("prompt")
-        report(82, "waiting for the VM's agent")
-        if not await self.agent.wait(dom, max(1.0, deadline - time.monotonic())):
-            raise SandboxError("The VM's agent did not answer in time.")
-        report.mark("agent")
-        while template.ready_check:
-            report(88, f"waiting for services in the VM ({time.monotonic() - started:.0f} s)")
-            if (await self.agent.run_script(dom, template.ready_check, 30)).passed:
-                break
-            if time.monotonic() > deadline:
-                raise SandboxError("The VM's services did not come up in time.")
-            await asyncio.sleep(1)
-        report.mark("services")
-        if spec.setup_script:
-            report(95, "setting up the lab")
-            result = await self.agent.run_script(dom, spec.setup_script, SETUP_TIMEOUT)
-            if not result.passed:
-                raise SandboxError(f"The lab's setup script failed:\n{result.output[-800:]}")
+        await wait_usable(hub, self.agent, dom, spec, template, report)
         when = datetime.now(UTC).isoformat(timespec="seconds")
         await self._call(dom.setMetadata, libvirt.VIR_DOMAIN_METADATA_ELEMENT, ready_xml(when),
                          PREFIX_STATE, NS_STATE, libvirt.VIR_DOMAIN_AFFECT_LIVE)  # fmt: skip
@@ -310,7 +271,7 @@ class LibvirtBackend:
             if exc.get_error_code() in (libvirt.VIR_ERR_NO_DOMAIN_METADATA,
                                         libvirt.VIR_ERR_OPERATION_INVALID):  # fmt: skip
                 return False
-            raise _engine_error("read the VM's state", exc) from exc
+            raise domains.engine_error("read the VM's state", exc) from exc
         return True
 
     # --- consoles -----------------------------------------------------------
@@ -378,7 +339,7 @@ class LibvirtBackend:
         dom = await self._lookup(name)
         meta = await self._meta(dom) if dom is not None else None
         if dom is not None:
-            await self._call(_destroy_and_undefine, dom)
+            await self._call(domains.destroy_and_undefine, dom)
         await self._call(host.remove_network, conn, (meta and meta.network) or network_name(name))
         files = {self.overlays_dir / f"{name}.qcow2", self.overlays_dir / f"{name}.console.log"}
         files |= {Path(p) for p in (meta.overlay, meta.console_log) if p} if meta else set()
@@ -395,7 +356,7 @@ class LibvirtBackend:
             if exc.get_error_code() in (libvirt.VIR_ERR_NO_DOMAIN_METADATA,
                                         libvirt.VIR_ERR_NO_DOMAIN):  # fmt: skip
                 return None
-            raise _engine_error("read the VM's labels", exc) from exc
+            raise domains.engine_error("read the VM's labels", exc) from exc
         return parse_metadata(xml)
 
     async def status(self, sandbox: Sandbox) -> SandboxStatus:
@@ -407,14 +368,14 @@ class LibvirtBackend:
         except libvirt.libvirtError as exc:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 return SandboxStatus.MISSING
-            raise _engine_error("read the VM's state", exc) from exc
+            raise domains.engine_error("read the VM's state", exc) from exc
         if state not in _LIVE_STATES:
             return SandboxStatus.EXITED
         return SandboxStatus.RUNNING if await self._is_ready(dom) else SandboxStatus.STARTING
 
     async def list_sandboxes(self) -> list[Sandbox]:
         conn = await self._connection()
-        return await self._call(_labelled_domains, conn, self.site)
+        return await self._call(domains.labelled_domains, conn, self.site)
 
     async def run_check(
         self,
@@ -454,85 +415,3 @@ class LibvirtBackend:
             except (libvirt.libvirtError, HostUnavailable) as exc:
                 log.debug("closing the libvirt connection: %s", exc)
         self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-class _Reporter:
-    """Progress for the waiting page; a failing callback never fails a start."""
-
-    def __init__(self, name: str, callback: ProgressCallback | None) -> None:
-        self._name = name
-        self._callback = callback
-        self._started = time.monotonic()
-        self.marks: dict[str, float] = {}
-
-    def mark(self, phase: str) -> None:
-        self.marks[phase] = round(time.monotonic() - self._started, 2)
-
-    def __call__(self, percent: int, message: str) -> None:
-        log.debug("%s: %d%% %s", self._name, percent, message)
-        if self._callback is not None:
-            try:
-                self._callback(Progress(min(100, max(0, percent)), message))
-            except Exception:
-                log.exception("progress callback failed")
-
-
-def _validate(spec: SandboxSpec) -> None:
-    if not _NAME.fullmatch(spec.name):
-        raise SandboxError(f"'{spec.name}' cannot name a VM.")
-    if not _HOSTNAME.fullmatch(spec.hostname):
-        raise SandboxError(f"'{spec.hostname}' is not a valid host name.")
-    if spec.network not in ("none", "isolated"):
-        raise SandboxError(f"Unknown network mode '{spec.network}' (none or isolated).")
-
-
-def _ignore_error(_context: object, _error: object) -> None:
-    return None
-
-
-def _mkdir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-
-
-def _open(uri: str) -> libvirt.virConnect:
-    conn = libvirt.open(uri)
-    conn.setKeepAlive(5, 3)
-    return conn
-
-
-def _connection_lost(exc: libvirt.libvirtError) -> bool:
-    return exc.get_error_domain() in (libvirt.VIR_FROM_RPC, libvirt.VIR_FROM_REMOTE) or (
-        exc.get_error_code() in (libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_INVALID_CONN)
-    )
-
-
-def _engine_error(doing: str, exc: BaseException) -> SandboxError:
-    log.warning("libvirt: could not %s: %s", doing, exc)
-    return SandboxError(f"Could not {doing}: {str(exc).strip()[:300]}")
-
-
-def _destroy_and_undefine(dom: libvirt.virDomain) -> None:
-    done = (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_OPERATION_INVALID)
-    for step in (dom.destroy, dom.undefine):
-        try:
-            step()
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() not in done:
-                raise
-            log.info("%s: %s (treated as done)", step.__name__, exc)
-
-
-def _labelled_domains(conn: libvirt.virConnect, site: str | None) -> list[Sandbox]:
-    found = []
-    for dom in conn.listAllDomains(0):
-        try:
-            xml = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, NS_SANDBOX, 0)
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() in (libvirt.VIR_ERR_NO_DOMAIN_METADATA,
-                                        libvirt.VIR_ERR_NO_DOMAIN):  # fmt: skip
-                continue
-            raise
-        labels = dict(parse_metadata(xml).labels)
-        if LABEL_SITE in labels and (site is None or labels[LABEL_SITE] == site):
-            found.append(Sandbox(dom.name(), dom.UUIDString(), labels))
-    return found

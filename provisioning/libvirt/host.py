@@ -26,6 +26,10 @@ BRIDGE_SYSCTLS = (
 )
 
 
+def make_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+
+
 def make_overlay(template_disk: Path, overlay: Path, size_mib: int) -> None:
     """A qcow2 copy-on-write overlay on the template's disk, at least ``size_mib`` big."""
     overlay.parent.mkdir(parents=True, exist_ok=True)

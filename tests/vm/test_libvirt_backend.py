@@ -14,7 +14,7 @@ import time
 import libvirt
 import pytest
 
-from provisioning.base import Sandbox, SandboxError, SandboxStatus
+from provisioning.base import HostUnavailable, Progress, Sandbox, SandboxError, SandboxStatus
 from provisioning.libvirt import LibvirtBackend
 from provisioning.libvirt.detect import CACHE_FILE
 from provisioning.libvirt.domain_xml import network_name
@@ -152,6 +152,25 @@ async def test_guest_without_network_has_only_loopback(backend: LibvirtBackend, 
     assert result.output.split() == ["lo"]
 
 
+async def test_a_start_reports_progress_and_is_starting_until_usable(backend: LibvirtBackend):
+    spec = make_spec("progress")
+    progress: list[Progress] = []
+    start = asyncio.create_task(backend.start(spec, on_progress=progress.append))
+    seen = set()
+    while not start.done():
+        seen.add(await backend.status(Sandbox(spec.name, "", {})))
+        await asyncio.sleep(0.1)
+    sandbox = await start
+    try:
+        assert SandboxStatus.STARTING in seen and SandboxStatus.RUNNING not in seen
+        assert await backend.status(sandbox) == SandboxStatus.RUNNING
+        percents = [p.percent for p in progress]
+        assert percents == sorted(percents) and progress[-1] == Progress(100, "ready")
+        assert any("booting" in p.message or "agent" in p.message for p in progress)
+    finally:
+        await backend.stop(sandbox)
+
+
 async def test_two_isolated_guests_cannot_reach_each_other(backend: LibvirtBackend):
     one, two = await asyncio.gather(
         backend.start(make_spec("iso-1", network="isolated")),
@@ -204,3 +223,12 @@ async def test_unknown_template_is_refused_with_a_readable_error(backend: Libvir
     with pytest.raises(SandboxError, match="not installed"):
         await backend.start(make_spec("nothing", image="no-such-template"))
     assert await backend.status(Sandbox(f"{TEST_SITE}-nothing", "", {})) == SandboxStatus.MISSING
+
+
+async def test_an_engine_that_does_not_answer_is_host_unavailable(guest: Sandbox):
+    gone = LibvirtBackend(uri="qemu+unix:///system?socket=/nonexistent/libvirt-sock")
+    try:
+        with pytest.raises(HostUnavailable):
+            await gone.status(guest)
+    finally:
+        await gone.close()
