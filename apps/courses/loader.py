@@ -58,6 +58,7 @@ class LabData:
     pids: int
     capabilities: list[str]
     network: str
+    runtime: str
     time_limit_minutes: int
     setup_script: str
     source_dir: str
@@ -242,6 +243,7 @@ def _read_lab(path: Path, order: int) -> LabData:
         pids=res.number("pids", 128, int),
         capabilities=[c.upper() for c in capabilities],
         network=meta.choice("network", NETWORKS, default="none"),
+        runtime=env.text("runtime", required=False),
         time_limit_minutes=meta.number("time_limit", 45, int),
         setup_script=_optional(path / "setup.sh"),
         source_dir=str(path),

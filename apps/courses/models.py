@@ -96,6 +96,8 @@ class Lab(models.Model):
     pids = models.PositiveIntegerField(default=128)
     capabilities = models.JSONField(default=list, blank=True)
     network = models.CharField(max_length=16, default="none")
+    #: Optional stronger OCI runtime (e.g. "runsc" for gVisor), used where the host has it.
+    runtime = models.CharField(max_length=32, blank=True)
     time_limit_minutes = models.PositiveIntegerField(default=45)
     setup_script = models.TextField(blank=True)
     source_dir = models.CharField(max_length=500)

@@ -26,4 +26,3 @@ class LabSessionAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("owner", "lab", "host")
-

@@ -50,6 +50,7 @@ def sandbox_spec(session: LabSession) -> SandboxSpec:
         capabilities=tuple(lab.capabilities),
         network=lab.network,
         setup_script=lab.setup_script,
+        runtime=lab.runtime or None,
         hostname="lab",
     )
 

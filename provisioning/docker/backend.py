@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import logging
 import subprocess
@@ -58,6 +59,7 @@ class DockerBackend:
         self._calls = BlockingCalls("docker", max_workers)
         self._api: docker.APIClient | None = None
         self._firewalled = False
+        self._runtimes: set[str] | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -211,6 +213,13 @@ class DockerBackend:
             self._api.close()
         self._calls.shutdown()
 
+    async def runtimes(self) -> set[str]:
+        """OCI runtimes this engine offers (runc, and runsc or kata where installed)."""
+        if self._runtimes is None:
+            info = await self._call((await self.api()).info)
+            self._runtimes = set(info.get("Runtimes", {}))
+        return self._runtimes
+
     # -- images -----------------------------------------------------------------------------
 
     async def image_exists(self, ref: str) -> bool:
@@ -272,6 +281,9 @@ class DockerBackend:
         self._firewalled = True
 
     async def _create(self, api: docker.APIClient, spec: SandboxSpec, network: str | None) -> str:
+        if spec.runtime and spec.runtime not in await self.runtimes():
+            log.warning("runtime %s is not installed here; %s uses runc", spec.runtime, spec.name)
+            spec = dataclasses.replace(spec, runtime=None)
         kwargs = config.container_config(spec, network=network)
         host_config = api.create_host_config(**kwargs.pop("host_config"))
         try:

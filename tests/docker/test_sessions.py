@@ -214,3 +214,21 @@ async def test_missing_image_fails_with_a_readable_message(alice, hello_lab, doc
     assert session.state == State.FAILED
     assert "labsite/does-not-exist" in session.failure_message
     assert containers(docker_client) == []
+
+
+async def test_lab_with_its_own_dockerfile_builds_its_image_once(alice, course, docker_client):
+    from apps.courses.models import Lab
+
+    lab = await database_sync_to_async(Lab.objects.select_related("module").get)(
+        slug="custom-image"
+    )
+    session = await start_lab(alice, lab)
+    container = docker_client.containers.get(session.sandbox_name)
+    assert container.exec_run(["cat", "/etc/lab-marker"]).output.strip() == b"built-for-this-lab"
+    # runsc is not installed on this engine: the lab still runs, on runc.
+    assert container.attrs["HostConfig"]["Runtime"] == "runc"
+    built = docker_client.images.list(name="labsite/lab-custom-image")
+    client = await client_for(alice)
+    await client.post(f"/api/sessions/{session.pk}/reset/")
+    await runner.wait_idle()
+    assert docker_client.images.list(name="labsite/lab-custom-image") == built  # not rebuilt
