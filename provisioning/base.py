@@ -52,6 +52,10 @@ through the backend's own bounded executor, never on the event loop):
 ``stats(sandbox) -> SandboxStats``
     Current memory and CPU use, for admins and idle detection.
 
+``host_facts() -> dict``
+    What admins are shown about the engine (version, capacity, and for libvirt whether
+    guests run under KVM or QEMU TCG). Called by the reconciler after each pass.
+
 A new engine is a new module with a class that implements this protocol; see
 "How to add a backend" in the README.
 """
@@ -61,7 +65,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 #: Label keys every sandbox carries. The reconciler trusts nothing else.
 LABEL_SITE = "labsite.site"
@@ -202,6 +206,8 @@ class Backend(Protocol):
     async def run_check(self, sandbox: Sandbox, script: str, *, timeout: float) -> CheckResult: ...
 
     async def stats(self, sandbox: Sandbox) -> SandboxStats: ...
+
+    async def host_facts(self) -> dict[str, Any]: ...
 
     async def close(self) -> None:
         """Release connections and the executor."""

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from apps.hosts.models import Host
 from apps.labs import events, runner
 from apps.labs.engines import get_backend
 from apps.labs.models import ACTIVE_STATES, EndReason, LabSession, State
@@ -81,6 +82,7 @@ class Reconciler:
             log.exception("%s: listing sandboxes failed", key)
             return
         listed_at = timezone.now()
+        await self.record_host(key, backend, listed_at)
         by_session = {s.session_id: s for s in found if s.session_id}
         live = await _live_sessions(key, list(by_session))
         for session_id, sandbox in by_session.items():
@@ -89,6 +91,16 @@ class Reconciler:
         for session in await _running_sessions(key, started_before=listed_at):
             if str(session.pk) not in by_session:
                 await self.confirm_lost(backend, session)
+
+    async def record_host(self, key: str, backend, seen_at) -> None:
+        """Keep the admin's view of the host current: last seen, and its facts."""
+        facts = {}
+        if hasattr(backend, "host_facts"):
+            try:
+                facts = await backend.host_facts()
+            except Exception:
+                log.warning("%s: could not read host facts", key, exc_info=True)
+        await _save_host(key, seen_at, facts)
 
     async def remove_orphan(self, backend, sandbox: Sandbox) -> None:
         log.info("removing orphan sandbox %s (session %s)", sandbox.name, sandbox.session_id)
@@ -152,6 +164,15 @@ def _running_sessions(backend_key: str, started_before) -> list[LabSession]:
             backend=backend_key, state=State.RUNNING, started_at__lt=started_before
         )
     )
+
+
+@database_sync_to_async
+def _save_host(backend_key: str, seen_at, facts: dict) -> None:
+    for host in Host.objects.filter(backend=backend_key):
+        host.last_seen_at = seen_at
+        if facts:
+            host.facts = facts
+        host.save(update_fields=["last_seen_at", "facts"])
 
 
 @database_sync_to_async

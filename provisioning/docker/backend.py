@@ -213,6 +213,21 @@ class DockerBackend:
             self._api.close()
         self._calls.shutdown()
 
+    async def host_facts(self) -> dict[str, Any]:
+        """What admins see about this engine: version, storage, runtimes, capacity."""
+        info = await self._call((await self.api()).info)
+        self._runtimes = set(info.get("Runtimes", {}))
+        return {
+            "engine": "docker",
+            "version": info.get("ServerVersion"),
+            "storage_driver": info.get("Driver"),
+            "cgroup_version": info.get("CgroupVersion"),
+            "runtimes": sorted(self._runtimes),
+            "cpus": info.get("NCPU"),
+            "memory_bytes": info.get("MemTotal"),
+            "containers_running": info.get("ContainersRunning"),
+        }
+
     async def runtimes(self) -> set[str]:
         """OCI runtimes this engine offers (runc, and runsc or kata where installed)."""
         if self._runtimes is None:

@@ -232,3 +232,17 @@ async def test_lab_with_its_own_dockerfile_builds_its_image_once(alice, course, 
     await client.post(f"/api/sessions/{session.pk}/reset/")
     await runner.wait_idle()
     assert docker_client.images.list(name="labsite/lab-custom-image") == built  # not rebuilt
+
+
+async def test_reconciler_shows_admins_the_engine(alice, hello_lab):
+    from apps.hosts.models import Host, Pool
+
+    # Transactional tests flush the rows the data migration made; make the local host again.
+    pool, _ = await database_sync_to_async(Pool.objects.get_or_create)(name="default")
+    await database_sync_to_async(Host.objects.get_or_create)(
+        name="local-docker", defaults={"pool": pool, "engine": "docker", "backend": "docker"}
+    )
+    await Reconciler(["docker"]).run_once()
+    host = await database_sync_to_async(Host.objects.get)(backend="docker")
+    assert host.last_seen_at is not None
+    assert host.facts["engine"] == "docker" and "runc" in host.facts["runtimes"]
