@@ -59,6 +59,15 @@ class TerminalConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
     terminal = None
     pump: asyncio.Task | None = None
 
+    async def dispatch(self, message) -> None:
+        # Channels closes stale database connections before *every* message, a hop through
+        # the process's one sync thread; a keystroke or an ack touches no database (the
+        # throttled activity write closes its own), so they skip it. Measured in bench/.
+        if message["type"] == "websocket.receive":
+            await self.websocket_receive(message)
+        else:
+            await super().dispatch(message)
+
     async def connect(self) -> None:
         await self.accept()
         session = await self.authorise()

@@ -44,14 +44,14 @@ test('AckBatcher acks every ACK_EVERY bytes while output is pending', () => {
   assert.equal(a.unacked, 0);
 });
 
-test('AckBatcher acks a small remainder once nothing is pending', () => {
+test('AckBatcher keeps a small remainder for the next batch', () => {
   const a = new AckBatcher();
   a.received(10);
   a.received(20);
-  assert.equal(a.written(10), 0); // 20 bytes still being written
-  assert.equal(a.written(20), 30); // nothing pending: ack everything
-  a.received(5);
-  assert.equal(a.written(5), 5);
+  assert.equal(a.written(10), 0);
+  assert.equal(a.written(20), 0); // 30 bytes: below a batch, and below the low watermark
+  a.received(ACK_EVERY);
+  assert.equal(a.written(ACK_EVERY), ACK_EVERY + 30); // acknowledged with the next batch
 });
 
 test('AckBatcher: every received byte is acknowledged exactly once', () => {
@@ -71,7 +71,8 @@ test('AckBatcher: every received byte is acknowledged exactly once', () => {
     for (const n of burst) acked += a.written(n);
     i += burst.length;
   }
-  assert.equal(acked, total);
+  assert.equal(acked + a.unacked, total); // every byte acknowledged or held, never twice
+  assert.ok(a.unacked < ACK_EVERY);
 });
 
 test('AckBatcher never lets the unacknowledged total reach the high watermark', () => {
@@ -97,9 +98,11 @@ test('AckBatcher never lets the unacknowledged total reach the high watermark', 
 test('AckBatcher.reset forgets a previous connection', () => {
   const a = new AckBatcher();
   a.received(100);
+  a.written(50);
   a.reset();
-  a.received(10);
-  assert.equal(a.written(10), 10);
+  assert.equal(a.inFlight, 0);
+  a.received(ACK_EVERY);
+  assert.equal(a.written(ACK_EVERY), ACK_EVERY); // nothing of the old connection counted
 });
 
 test('backoffDelay: 0.5 s doubling to 10 s, jitter only shortens', () => {

@@ -140,9 +140,6 @@ class DockerBackend:
         self, sandbox: Sandbox, *, tab: int, cols: int, rows: int
     ) -> DockerTerminal:
         api = await self.api()
-        history = await self._exec_output(api, sandbox.name, config.replay_command(tab))
-        # capture-pane ends lines with a bare LF; a terminal needs CR LF to return the cursor.
-        replay = history.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
         try:
             created = await self._call(
                 api.exec_create, sandbox.name, config.terminal_command(tab),
@@ -171,9 +168,8 @@ class DockerBackend:
                 )
 
         await resize(cols, rows)
-        return DockerTerminal(
-            reader=reader, writer=writer, replay=replay, resize=resize, detach=detach
-        )
+        # The replay is the first bytes of the stream itself (see config.terminal_command).
+        return DockerTerminal(reader=reader, writer=writer, replay=b"", resize=resize, detach=detach)
 
     async def run_check(self, sandbox: Sandbox, script: str, *, timeout: float) -> CheckResult:
         api = await self.api()

@@ -81,23 +81,21 @@ def network_config(spec: SandboxSpec) -> dict[str, Any]:
     }
 
 
-def terminal_command(tab: int) -> list[str]:
-    """Attach to (or create) tmux session ``t<tab>``; first print our TTY so the backend
-    can detach exactly this client later (closing the socket alone leaves it running)."""
-    return [
-        "sh",
-        "-c",
-        'printf "%s\\n" "$(tty)"; exec tmux -u new-session -A -s "t$1"',
-        "labterm",
-        str(tab),
-    ]
+def terminal_command(tab: int, history_lines: int = 200) -> list[str]:
+    """Attach to (or create) tmux session ``t<tab>``, in one exec:
 
-
-def replay_command(tab: int, lines: int = 200) -> list[str]:
-    """Recent scrollback of tab ``tab`` with colours, or nothing if the tab is new. History
-    only (``-E -1``): tmux redraws the visible screen itself when the client attaches."""
-    script = f'tmux capture-pane -p -e -J -S -{lines} -E -1 -t "t$1" 2>/dev/null'
-    return ["sh", "-c", script, "x", str(tab)]
+    1. print our TTY, so the backend can later detach exactly this client (closing the
+       socket alone would leave the client, and the exec, running);
+    2. replay the tab's recent scrollback, if the tab exists (history only: tmux redraws
+       the visible screen itself on attach; the TTY turns LF into CR LF on the way);
+    3. become the tmux client.
+    """
+    script = (
+        'printf "%s\\n" "$(tty)"; '
+        f'tmux capture-pane -p -e -J -S -{history_lines} -E -1 -t "t$1" 2>/dev/null; '
+        'exec tmux -u new-session -A -s "t$1"'
+    )
+    return ["sh", "-c", script, "labterm", str(tab)]
 
 
 #: Exit status of coreutils' timeout when the command ran too long.

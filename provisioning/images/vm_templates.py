@@ -158,7 +158,10 @@ def download(cache: Path, packages: Iterable[str]) -> list[Path]:
     if missing:
         log.info("apt-get download %s", " ".join(missing))
         command = ["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", *missing]
-        subprocess.run(command, cwd=debs, check=True, stdout=subprocess.DEVNULL)
+        if subprocess.run(command, cwd=debs, stdout=subprocess.DEVNULL).returncode != 0:
+            log.info("apt-get download failed: updating the package lists once and retrying")
+            subprocess.run(["apt-get", "update", "-qq"], check=True)
+            subprocess.run(command, cwd=debs, check=True, stdout=subprocess.DEVNULL)
     return [_find_deb(debs, p) or _not_found(p) for p in wanted]
 
 

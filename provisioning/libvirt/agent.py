@@ -7,9 +7,10 @@ libraries into its initramfs). libvirt relays the agent's JSON protocol with
 backend's executor.
 
 A check runs as ``setsid sh -c SCRIPT`` with stderr merged into stdout, so it
-leads its own process group. Past its timeout the whole group is killed with
-another ``guest-exec`` (``kill -KILL -- -PID``), which also ends what the script
-started in the background; the result then says ``timed_out``.
+leads its own process group and its output reads as it would in a terminal.
+Past its timeout the whole group is killed with another ``guest-exec``
+(``kill -KILL -- -PID``), which also ends what the script started in the
+background; the result then says ``timed_out``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class GuestAgent:
 
     def __init__(self, call: Call) -> None:
         self._call = call
+        self._sizes: dict[str, tuple[int, int]] = {}
+        self._resizing: dict[str, asyncio.Future[None]] = {}
 
     async def command(self, dom: libvirt.virDomain, execute: str, **arguments: Any) -> Any:
         payload: dict[str, Any] = {"execute": execute}
@@ -91,7 +94,8 @@ class GuestAgent:
 
     async def run_script(self, dom: libvirt.virDomain, script: str, limit: float) -> CheckResult:
         """Run ``script`` with ``sh``; kill its process group after ``limit`` seconds."""
-        pid = await self.spawn(dom, ["setsid", "sh", "-c", "exec 2>&1\n" + script])
+        # stderr joins stdout in order; the script keeps its own line numbers in errors.
+        pid = await self.spawn(dom, ["setsid", "sh", "-c", 'exec sh -c "$1" 2>&1', "sh", script])
         deadline = time.monotonic() + limit
         delay = 0.05
         while True:
@@ -106,6 +110,33 @@ class GuestAgent:
         await self.spawn(dom, ["kill", "-KILL", "--", f"-{pid}"])
         status = await self._final_status(dom, pid)
         return CheckResult(passed=False, exit_code=None, output=_output(status), timed_out=True)
+
+    async def resize_console(self, dom: libvirt.virDomain, name: str, cols: int, rows: int) -> None:
+        """Set the serial console's size with ``stty`` (the tty then sends SIGWINCH to the
+        program in front); never typed into the console. Resizes that arrive while one is
+        being applied collapse into one more; each call returns once its size (or a newer
+        one) is applied."""
+        self._sizes[name] = (max(1, min(cols, 1000)), max(1, min(rows, 500)))
+        running = self._resizing.get(name)
+        if running is not None:
+            await asyncio.shield(running)
+            return
+        done = self._resizing[name] = asyncio.get_running_loop().create_future()
+        try:
+            applied = None
+            while self._sizes.get(name, applied) != applied:
+                applied = self._sizes[name]
+                script = f"stty -F /dev/ttyS0 rows {applied[1]} cols {applied[0]}"
+                try:
+                    await self.run_script(dom, script, 10)
+                except SandboxError as exc:
+                    log.info("resize of %s's console skipped: %s", name, exc)
+        finally:
+            del self._resizing[name]
+            done.set_result(None)
+
+    def forget(self, name: str) -> None:
+        self._sizes.pop(name, None)
 
     async def _final_status(self, dom: libvirt.virDomain, pid: int) -> dict[str, Any]:
         """The output a killed check left, once the agent has collected it (2 s at most)."""

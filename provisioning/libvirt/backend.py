@@ -110,8 +110,6 @@ class LibvirtBackend:
         self._detect_lock = asyncio.Lock()
         self._locks: dict[str, asyncio.Lock] = {}
         self._hubs: dict[str, ConsoleHub] = {}
-        self._sizes: dict[str, tuple[int, int]] = {}
-        self._resizing: set[str] = set()
         self._cpu: dict[str, tuple[float, int]] = {}
         #: Seconds from start() to each phase of the last start of each sandbox (benchmarks).
         self.start_timings: dict[str, dict[str, float]] = {}
@@ -175,7 +173,7 @@ class LibvirtBackend:
             found = None if force else await self._call(detect.read_cache, cache, key)
             cached = found is not None
             if found is None:
-                tiny = await self._call(load_template, self.templates_dir, "tiny")
+                tiny = await self._probe_template()
                 found = await detect.probe_kvm(
                     conn, self._call, tiny, within=self._kvm_probe_timeout
                 )
@@ -184,6 +182,15 @@ class LibvirtBackend:
             self.virt_type = found.virt_type
             self.virt_evidence = {**found.evidence, "cached": cached}
         return self.virt_type
+
+    async def _probe_template(self) -> VMTemplate:
+        try:
+            return await self._call(load_template, self.templates_dir, "tiny")
+        except SandboxError as exc:
+            raise SandboxError(
+                "Cannot tell whether this host runs VMs with KVM: the probe boots the 'tiny' "
+                "template, which is not built (python -m provisioning.images.vm_templates tiny)."
+            ) from exc
 
     # --- start --------------------------------------------------------------
 
@@ -242,7 +249,7 @@ class LibvirtBackend:
             await self._call(dom.resume)
             report.mark("domain_started")
             await self._become_usable(dom, spec, template, report)
-        except Exception as exc:
+        except Exception as exc:  # not CancelledError: a later start() adopts the booting guest
             log.warning("start of %s failed (%s): removing what was made", spec.name, exc)
             await self._remove(spec.name)
             if isinstance(exc, SandboxError):
@@ -302,28 +309,10 @@ class LibvirtBackend:
             raise SandboxError("A VM has one terminal, its serial console (tab 1).")
         dom = await self._running(sandbox)
         hub = await self._hub_for(await self._connection(), dom, sandbox.name)
-        resize = functools.partial(self._resize, dom, sandbox.name)
+        resize = functools.partial(self.agent.resize_console, dom, sandbox.name)
         terminal = hub.attach(resize)
         await terminal.resize(cols=cols, rows=rows)
         return terminal
-
-    async def _resize(self, dom: libvirt.virDomain, name: str, cols: int, rows: int) -> None:
-        """Set the console's size through the agent; bursts of resizes collapse into one."""
-        self._sizes[name] = (max(1, min(cols, 1000)), max(1, min(rows, 500)))
-        if name in self._resizing:
-            return
-        self._resizing.add(name)
-        try:
-            applied = None
-            while self._sizes.get(name) != applied:
-                applied = self._sizes[name]
-                script = f"stty -F /dev/ttyS0 rows {applied[1]} cols {applied[0]}"
-                try:
-                    await self.agent.run_script(dom, script, 10)
-                except SandboxError as exc:
-                    log.info("resize of %s's console skipped: %s", name, exc)
-        finally:
-            self._resizing.discard(name)
 
     # --- the rest of the contract ------------------------------------------
 
@@ -345,8 +334,12 @@ class LibvirtBackend:
         files |= {Path(p) for p in (meta.overlay, meta.console_log) if p} if meta else set()
         await self._call(host.remove_files, *files)
         self._cpu.pop(name, None)
-        self._sizes.pop(name, None)
+        self.agent.forget(name)
         self.start_timings.pop(name, None)
+        for key in (name, f"console:{name}"):
+            lock = self._locks.get(key)
+            if lock is not None and not lock.locked():
+                del self._locks[key]
         log.info("removed %s", name)
 
     async def _meta(self, dom: libvirt.virDomain) -> SandboxMeta | None:

@@ -12,6 +12,11 @@ Reading is driven by libvirt stream events on the asyncio loop (see
 more than ``HIGH_WATERMARK`` bytes it has not read, the hub stops taking data
 from libvirt, and takes it again once every viewer is below ``LOW_WATERMARK``.
 Writes are RPCs and go through the backend's executor.
+
+A guest's console has one holder at a time: another process that opens it (a
+second web worker, a restarted server) takes it over, and this hub's viewers
+then read the end of the stream; a terminal opened afterwards takes it back
+and replays the console log that libvirt keeps on the host.
 """
 
 from __future__ import annotations
@@ -50,10 +55,10 @@ class ConsoleHub:
         self._stream: libvirt.virStream | None = None
         self._changed = asyncio.Event()
         self._paused = False
+        self._tasks: set[asyncio.Task[None]] = set()
         self.closed = False
         #: True when the buffer holds everything since the guest booted.
         self.complete = False
-        self.opened_at = time.monotonic()
 
     # --- life cycle ---------------------------------------------------------
 
@@ -128,7 +133,9 @@ class ConsoleHub:
         if not self.closed:
             log.info("console of %s ended (%s)", self.name, why)
             self._mark_closed()
-            asyncio.get_running_loop().create_task(self.close())
+            task = asyncio.get_running_loop().create_task(self.close())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def _pause(self, paused: bool) -> None:
         if paused == self._paused or self._stream is None or self.closed:

@@ -43,8 +43,8 @@ def make_overlay(template_disk: Path, overlay: Path, size_mib: int) -> None:
         raise OSError(f"qemu-img create failed: {done.stderr.strip()}")
 
 
-def tail(path: Path, limit: int) -> bytes:
-    """The last ``limit`` bytes of a console log, or nothing if it cannot be read."""
+def tail(path: Path, limit: int) -> bytes | None:
+    """The last ``limit`` bytes of a console log; None if it cannot be read (remote host)."""
     try:
         with path.open("rb") as log_file:
             log_file.seek(0, 2)
@@ -52,7 +52,7 @@ def tail(path: Path, limit: int) -> bytes:
             log_file.seek(max(0, size - limit))
             return log_file.read()
     except OSError:
-        return b""
+        return None
 
 
 def remove_files(*paths: Path) -> None:

@@ -142,3 +142,16 @@ async def test_foreign_origin_is_refused(alice, hello_lab, caplog):
     connected, _ = await communicator.connect(timeout=10)
     assert not connected
     assert "foreign origin http://evil.example" in caplog.text
+
+
+async def test_reconnect_replays_scrollback_beyond_the_screen(alice, hello_lab):
+    session = await start_lab(alice, hello_lab)
+    first = Screen(await connect_terminal(session, alice, rows=10))
+    await first.until(b"# ")
+    await first.type("seq 1 60 | sed s/^/row-/\r")
+    await first.until(b"row-60")
+    await first.communicator.disconnect()
+    second = Screen(await connect_terminal(session, alice, rows=10))
+    await second.until(b"row-60")
+    assert b"row-5\r\n" in second.data  # long scrolled off a 10-row screen, yet replayed
+    await second.communicator.disconnect()

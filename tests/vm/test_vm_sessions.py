@@ -1,0 +1,87 @@
+"""A VM lab through the whole site: Start, the terminal over the real ASGI app, a check,
+Stop, and the reconciler; against the real libvirtd and QEMU."""
+
+from __future__ import annotations
+
+import pytest
+from channels.db import database_sync_to_async
+
+from apps.labs import runner
+from apps.labs.engines import get_backend
+from apps.labs.models import LabSession, State
+from apps.labs.reconciler import Reconciler
+from tests.docker.conftest import Screen, connect_terminal, start_lab
+
+pytestmark = [
+    pytest.mark.libvirt,
+    pytest.mark.django_db(transaction=True),
+    # libvirt's event loop integration is one per process: every test here shares one loop.
+    pytest.mark.asyncio(loop_scope="session"),
+]
+
+
+@pytest.fixture
+async def vm_lab(course, libvirtd, tiny_template):
+    from apps.courses.models import Lab
+
+    return await database_sync_to_async(Lab.objects.select_related("module").get)(slug="tiny-vm")
+
+
+@pytest.fixture(autouse=True)
+async def no_guests_left(settings):
+    yield
+    await runner.wait_idle()
+    backend = get_backend("libvirt")
+    for sandbox in await backend.list_sandboxes():
+        await backend.stop(sandbox)
+
+
+async def test_vm_lab_terminal_check_and_stop(alice, bob, vm_lab):
+    session = await start_lab(alice, vm_lab)
+    screen = Screen(await connect_terminal(session, alice))
+    await screen.type("\r")
+    await screen.type("echo vm-$((6*7))\r")
+    await screen.until(b"vm-42", timeout=30)
+
+    backend = get_backend("libvirt")
+    from apps.labs.specs import sandbox_of
+
+    sandbox = await database_sync_to_async(sandbox_of)(session)
+    step = await database_sync_to_async(vm_lab.steps.get)(number=1)
+    before = await backend.run_check(sandbox, step.check_script, timeout=10)
+    assert not before.passed and "还没有记号" in before.output
+    await screen.type("mkdir -p /root/answers && echo vm > /root/answers/mark\r")
+    await screen.type("echo done-$((1+1))\r")
+    await screen.until(b"done-2", timeout=30)
+    after = await backend.run_check(sandbox, step.check_script, timeout=10)
+    assert after.passed, after.output
+    await screen.communicator.disconnect()
+
+    # Reconnect: the same console, with what was printed before replayed.
+    again = Screen(await connect_terminal(session, alice))
+    await again.until(b"done-2", timeout=30)
+    await again.communicator.disconnect()
+
+    # Another student cannot attach.
+    from tests.docker.conftest import close_code
+
+    assert await close_code(await connect_terminal(session, bob)) == 4003
+
+    from apps.labs import services
+    from apps.labs.models import EndReason
+
+    await database_sync_to_async(services.request_stop)(session, EndReason.USER)
+    await runner.teardown(session.pk)
+    assert (await database_sync_to_async(LabSession.objects.get)(pk=session.pk)).state == (
+        State.STOPPED
+    )
+    assert await backend.list_sandboxes() == []
+
+
+async def test_reconciler_adopts_running_guest_and_destroys_orphan(alice, vm_lab):
+    session = await start_lab(alice, vm_lab)
+    backend = get_backend("libvirt")
+    assert [s.session_id for s in await backend.list_sandboxes()] == [str(session.pk)]
+    await database_sync_to_async(LabSession.objects.filter(pk=session.pk).delete)()
+    await Reconciler(["libvirt"]).run_once()
+    assert await backend.list_sandboxes() == []  # the guest nobody knows was destroyed
