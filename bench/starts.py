@@ -1,0 +1,250 @@
+"""Start benchmark: time from pressing Start to a usable prompt, for 1, 10 and 50
+students starting at once.
+
+    cd /work/main && .venv/bin/python bench/starts.py
+
+Boots a live site (``manage.py runsite``: Daphne + reconciler, own SQLite, the test
+course, site label ``labsite-bench``) with 50 students, each with an API token and a
+logged-in browser session. Each student does what the lab page does:
+
+1. POST /api/labs/<id>/sessions/                       (Start pressed: t = 0)
+2. follow /ws/sessions/<id>/events/ until the session is ``running``
+3. open /ws/sessions/<id>/terminals/1/ until ``{"type":"status","state":"attached"}``
+4. read the terminal until the bash prompt (``root@lab``) has arrived: usable.
+
+All students of a level start concurrently (asyncio, one connection each). Meanwhile one
+more student, whose lab was already running, keeps typing (20 characters a second) and
+the echo of each keystroke is timed: starts must not freeze the terminals of those at
+work. Between levels every session is stopped through the API and the script waits
+until its containers are gone. Prints figures only; asserts nothing. Bounded (< 3 min).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import websockets
+from websockets.asyncio.client import connect as ws_connect
+
+from bench.common import (
+    Api,
+    LiveSite,
+    OursClient,
+    count_site_containers,
+    drain,
+    install_sigterm_as_keyboardinterrupt,
+    log,
+    pct,
+    read_until,
+    remove_site_sandboxes,
+    start_running_session,
+    stop_sessions,
+    sync,
+)
+
+LEVELS = (1, 10, 50)
+PROMPT = b"@lab"  # PS1 is \u@\h and every lab container's hostname is "lab"
+LEVEL_TIMEOUT = 60.0
+HEADER = ("students", "p50", "p95", "max", "failed", "POST p50", "→running p50",
+          "→attached p50", "→prompt p50", "wall", "typist echo p50", "p99", "max")  # fmt: skip
+TYPIST_PACE = 0.05  # the working student types 20 characters a second
+WIDTHS = [max(len(h), 8) for h in HEADER]
+TOTAL_BUDGET = 170.0
+
+
+async def one_student(site: LiveSite, user, lab_id: int) -> dict:
+    t0 = time.perf_counter()
+    marks: dict[str, float] = {}
+    out: dict = {"user": user.name, "ok": False}
+    events = term = None
+    try:
+        session = await Api(site, user).start(lab_id)
+        out["session"] = session["id"]
+        marks["post"] = time.perf_counter()
+        events = await ws_connect(
+            f"ws://127.0.0.1:{site.port}/ws/sessions/{session['id']}/events/",
+            origin=site.origin, additional_headers={"Cookie": f"sessionid={user.cookie}"},
+            compression=None, ping_interval=None, open_timeout=LEVEL_TIMEOUT,
+        )  # fmt: skip
+        while True:
+            msg = json.loads(await events.recv())
+            if msg.get("type") != "session":
+                continue
+            state = msg["session"]["state"]
+            if state == "running":
+                break
+            if state in ("failed", "stopped", "expired"):
+                raise RuntimeError(f"{state}: {msg['session'].get('failure_message')}")
+        marks["running"] = time.perf_counter()
+        term = await OursClient.open(site, session["id"], user.cookie, tab=1,
+                                     timeout=LEVEL_TIMEOUT)  # fmt: skip
+        marks["attached"] = time.perf_counter()
+        if PROMPT not in term.pre_attach:
+            await read_until(term, PROMPT, LEVEL_TIMEOUT)
+        marks["prompt"] = time.perf_counter()
+        out["ok"] = True
+    except Exception as exc:  # a failed start is a figure too
+        step = next((n for n in ("post", "running", "attached", "prompt") if n not in marks), "")
+        out["error"] = f"before '{step}': {type(exc).__name__}: {exc}"[:200]
+    finally:
+        for sock in (term, events):
+            if sock is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(sock.close(), 5)
+    prev = t0
+    for name in ("post", "running", "attached", "prompt"):
+        if name in marks:
+            out[name] = marks[name] - prev
+            prev = marks[name]
+    if out["ok"]:
+        out["total"] = marks["prompt"] - t0
+    return out
+
+
+async def wait_containers(expected: int = 0, timeout: float = 45) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        left = await asyncio.to_thread(count_site_containers)
+        if left <= expected or time.monotonic() > deadline:
+            return left
+        await asyncio.sleep(0.25)
+
+
+async def typist(term, stop: asyncio.Event, out: list[float]) -> None:
+    """A student already at work: types a letter, waits for its echo, erases it."""
+    letters, i = b"vwxyz", 0
+    while not stop.is_set():
+        ch = letters[i % len(letters) : i % len(letters) + 1]
+        i += 1
+        t0 = time.perf_counter()
+        await term.send(ch)
+        _n, seen = await read_until(term, ch, 30)
+        out.append(seen - t0)
+        await term.send(b"\x7f")
+        with contextlib.suppress(TimeoutError):
+            await term.consumed(len(await term.recv(5)))
+        await asyncio.sleep(max(0.0, TYPIST_PACE - (time.perf_counter() - t0)))
+
+
+def fmt(x: float) -> str:
+    return "-" if x != x else f"{x:.2f} s"
+
+
+def ms(x: float) -> str:
+    return "-" if x != x else f"{x * 1000:.0f} ms"
+
+
+async def run(site: LiveSite, rows: list, state: dict) -> None:
+    lab_id = await Api(site, site.users[0]).lab_id()
+    # One more student, already working, types throughout (the last user).
+    worker = site.users[-1]
+    session = await start_running_session(site, worker, lab_id)
+    state["worker"] = (worker, session["id"])
+    term = state["worker_term"] = await OursClient.open(site, session["id"], worker.cookie)
+    await sync(term)
+    for level in LEVELS:
+        students = site.users[:level]
+        log(f"{level} student(s) pressing Start at once …")
+        stop, echoes = asyncio.Event(), []
+        typing = asyncio.get_running_loop().create_task(typist(term, stop, echoes))
+        t0 = time.perf_counter()
+        results = await asyncio.wait_for(
+            asyncio.gather(*(one_student(site, u, lab_id) for u in students)),
+            LEVEL_TIMEOUT + 15,
+        )
+        wall = time.perf_counter() - t0
+        stop.set()
+        await asyncio.wait_for(typing, 35)
+        await drain(term)
+        rows.append((level, results, wall))
+        print_level(level, results, wall, echoes)
+        t1 = time.perf_counter()
+        pairs = [
+            (u, r["session"]) for u, r in zip(students, results, strict=True) if "session" in r
+        ]
+        await asyncio.wait_for(stop_sessions(site, pairs, timeout=40), 45)
+        left = await wait_containers(expected=1)
+        log(f"  stopped {len(pairs)} session(s) in {time.perf_counter() - t1:.1f}s; "
+            f"{left - 1} of theirs left")  # fmt: skip
+
+
+def print_level(level: int, results: list[dict], wall: float, echoes: list[float]) -> None:
+    ok = [r for r in results if r["ok"]]
+    totals = [r["total"] for r in ok]
+    phase = {k: [r[k] for r in ok] for k in ("post", "running", "attached", "prompt")}
+    cells = [str(level), fmt(pct(totals, 50)), fmt(pct(totals, 95)),
+             fmt(max(totals) if totals else float("nan")), str(len(results) - len(ok)),
+             *(fmt(pct(phase[k], 50)) for k in phase), fmt(wall),
+             ms(pct(echoes, 50)), ms(pct(echoes, 99)),
+             ms(max(echoes, default=float("nan")))]  # fmt: skip
+    print(
+        "| " + " | ".join(c.rjust(w) for c, w in zip(cells, WIDTHS, strict=True)) + " |", flush=True
+    )
+    for r in results:
+        if not r["ok"]:
+            print(f"|          failure ({r['user']}): {r.get('error')}")
+
+
+async def main() -> int:
+    install_sigterm_as_keyboardinterrupt()
+    removed = remove_site_sandboxes()
+    if removed:
+        log(f"removed {removed} leftover bench container(s)")
+    site = LiveSite(users=max(LEVELS) + 1)
+    t0 = time.perf_counter()
+    rows: list = []
+    state: dict = {}
+    try:
+        site.boot()
+        log(f"site up at {site.url} (pid {site.pid}) with {len(site.users)} students "
+            f"in {time.perf_counter() - t0:.1f}s")  # fmt: skip
+        print("Start → usable prompt (POST, events socket until running, terminal attached, "
+              "prompt bytes received)")  # fmt: skip
+        print("| " + " | ".join(h.rjust(w) for h, w in zip(HEADER, WIDTHS, strict=True)) + " |")
+        print("|" + "|".join("-" * (w + 1) + ":" for w in WIDTHS) + "|")
+        await asyncio.wait_for(run(site, rows, state), TOTAL_BUDGET)
+        print(
+            "(phase columns are medians of the time each phase took, from the end of "
+            "the previous one; wall = until the level's last student had a prompt;\n"
+            " typist = one more student, already working, typing 20 characters a second "
+            "during the level: keystroke → echo)"
+        )
+        return 0
+    except TimeoutError:
+        log(f"gave up after {TOTAL_BUDGET:.0f}s")
+        return 1
+    except websockets.InvalidStatus as exc:
+        log(f"websocket refused: {exc}")
+        return 1
+    except Exception as exc:
+        log(f"benchmark failed: {exc!r}")
+        log(site.log_tail())
+        return 1
+    finally:
+        if "worker_term" in state:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(state["worker_term"].close(), 5)
+        if "worker" in state and site.proc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(stop_sessions(site, [state["worker"]], 15), 20)
+        site.stop()
+        removed = remove_site_sandboxes()
+        log(
+            f"cleaned up: site stopped, {removed} container(s) force-removed, "
+            f"{count_site_containers()} left; total {time.perf_counter() - t0:.0f}s"
+        )
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(asyncio.run(main()))
+    except KeyboardInterrupt:
+        remove_site_sandboxes()
+        sys.exit(130)
