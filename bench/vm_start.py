@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import time
 from pathlib import Path
@@ -30,7 +31,8 @@ sys.path.insert(0, str(REPO))
 from provisioning.base import LABEL_SESSION, LABEL_SITE, Resources, SandboxSpec  # noqa: E402
 from provisioning.libvirt import LibvirtBackend  # noqa: E402
 
-SITE = "labsite-bench"
+#: Not "labsite-bench": a site of that name (another benchmark) would reap these guests.
+SITE = "labsite-vmbench"
 #: Resources per template: what a lab would ask for.
 RESOURCES = {
     "tiny": Resources(cpus=1, memory_mib=256),
@@ -63,7 +65,10 @@ async def main() -> int:
     parser.add_argument("templates", nargs="*", default=["tiny", "debian", "debian-docker"])
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--dir", type=Path, default=REPO / "var/vm/templates")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the backend does")
     args = parser.parse_args()
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     backend = LibvirtBackend(
         templates_dir=args.dir, overlays_dir=REPO / "var/vm/bench-overlays", site=SITE
     )

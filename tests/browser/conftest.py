@@ -4,34 +4,23 @@ process with its own SQLite file, the test course, and the test site label."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURE_CONTENT, PASSWORD, TEST_SITE
+from tests.conftest import FIXTURE_CONTENT, TEST_SITE
+from tests.livesite import MANAGE, ROOT, free_port, prepare, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_FLAGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def live_site(tmp_path_factory):
     var = tmp_path_factory.mktemp("site-var")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "LABSITE_VAR_DIR": str(var),
@@ -39,30 +28,14 @@ def live_site(tmp_path_factory):
         "LABSITE_SITE_NAME": TEST_SITE,
         "DJANGO_SETTINGS_MODULE": "labsite.settings",
     }
-    manage = [sys.executable, str(ROOT / "manage.py")]
-    for args in (["migrate", "-v0"], ["load_content"]):
-        subprocess.run(manage + args, env=env, check=True, capture_output=True, cwd=ROOT)
-    script = (
-        "from django.contrib.auth import get_user_model;"
-        "from apps.accounts.roles import assign_role, Role;"
-        f"u = get_user_model().objects.create_user('alice', password='{PASSWORD}');"
-        "assign_role(u, Role.STUDENT)"
-    )
-    subprocess.run([*manage, "shell", "-c", script], env=env, check=True, cwd=ROOT)
-    log = open(var / "runsite.log", "w")
+    prepare(env)
+    log_path = var / "runsite.log"
+    log = open(log_path, "w")
     server = subprocess.Popen(
-        [*manage, "runsite", "--port", str(port)], env=env, cwd=ROOT, stdout=log, stderr=log
+        [*MANAGE, "runsite", "--port", str(port)], env=env, cwd=ROOT, stdout=log, stderr=log
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(url + "/accounts/login/", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        server.kill()
-        raise RuntimeError((var / "runsite.log").read_text())
+    wait_for(url + "/accounts/login/", server, log_path)
     yield url
     server.terminate()
     server.wait(timeout=10)

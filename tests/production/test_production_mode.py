@@ -20,12 +20,11 @@ import psycopg
 import pytest
 import websockets
 
-from tests.browser.conftest import _free_port
 from tests.conftest import FIXTURE_CONTENT, PASSWORD, TEST_SITE
 from tests.docker.conftest import remove_test_sandboxes
+from tests.livesite import MANAGE, ROOT, free_port, prepare, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.docker]
-ROOT = Path(__file__).resolve().parents[2]
 PG = "postgresql://labsite:labsite@127.0.0.1:5432"
 REDIS = "redis://127.0.0.1:6390/5"
 
@@ -49,17 +48,8 @@ def cluster(tmp_path_factory):
         "LABSITE_RECONCILE_SECONDS": "2",
         "DJANGO_SETTINGS_MODULE": "labsite.settings",
     }
-    manage = [sys.executable, str(ROOT / "manage.py")]
-    for args in (["migrate", "-v0"], ["load_content"], ["collectstatic", "--noinput", "-v0"]):
-        subprocess.run(manage + args, env=env, check=True, cwd=ROOT, capture_output=True)
-    script = (
-        "from django.contrib.auth import get_user_model;"
-        "from apps.accounts.roles import assign_role, Role;"
-        f"u = get_user_model().objects.create_user('alice', password='{PASSWORD}');"
-        "assign_role(u, Role.STUDENT)"
-    )
-    subprocess.run([*manage, "shell", "-c", script], env=env, check=True, cwd=ROOT)
-    ports = [_free_port(), _free_port()]
+    prepare(env, ["collectstatic", "--noinput", "-v0"])
+    ports = [free_port(), free_port()]
     log = open(var / "processes.log", "w")
     daphne = str(Path(sys.executable).parent / "daphne")
     processes = [
@@ -74,12 +64,12 @@ def cluster(tmp_path_factory):
     ]
     processes.append(
         subprocess.Popen(
-            [*manage, "reconcile", "--backend", "docker"], env=env, cwd=ROOT, stdout=log, stderr=log
+            [*MANAGE, "reconcile", "--backend", "docker"], env=env, cwd=ROOT, stdout=log, stderr=log
         )
     )
     urls = [f"http://127.0.0.1:{p}" for p in ports]
-    for url in urls:
-        _wait_for(url + "/accounts/login/")
+    for url, process in zip(urls, processes, strict=False):
+        wait_for(url + "/accounts/login/", process, var / "processes.log")
     yield urls
     for process in processes:
         process.terminate()
@@ -89,16 +79,6 @@ def cluster(tmp_path_factory):
     remove_test_sandboxes(docker.from_env())
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-
-
-def _wait_for(url: str) -> None:
-    for _ in range(150):
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer")
 
 
 class Browser:

@@ -121,6 +121,8 @@ async def test_checks_pass_fail_and_time_out_outside_the_console(
     failing = await backend.run_check(guest, "echo not yet; echo oops >&2; exit 3", timeout=10)
     assert not failing.passed and failing.exit_code == 3 and not failing.timed_out
     assert failing.output == "not yet\noops\n"
+    missing = await backend.run_check(guest, "true\nno-such-tool --help", timeout=10)
+    assert missing.exit_code == 127 and "no-such-tool: not found" in missing.output
 
     started = time.monotonic()
     slow = await backend.run_check(guest, "echo begun; sleep 300 & sleep 301", timeout=2)
