@@ -169,7 +169,9 @@ class DockerBackend:
 
         await resize(cols, rows)
         # The replay is the first bytes of the stream itself (see config.terminal_command).
-        return DockerTerminal(reader=reader, writer=writer, replay=b"", resize=resize, detach=detach)
+        return DockerTerminal(
+            reader=reader, writer=writer, replay=b"", resize=resize, detach=detach
+        )
 
     async def run_check(self, sandbox: Sandbox, script: str, *, timeout: float) -> CheckResult:
         api = await self.api()

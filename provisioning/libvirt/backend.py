@@ -397,6 +397,18 @@ class LibvirtBackend:
             cpu_percent=round(max(percent, 0.0), 1),
         )
 
+    async def host_facts(self) -> dict[str, Any]:
+        """For admins: KVM or TCG (detected by booting a guest, cached) and why."""
+        virt_type = await self.detect_virt_type()
+        conn = await self._connection()
+        version = await self._call(conn.getLibVersion)
+        return {
+            "engine": "libvirt",
+            "virt_type": virt_type,
+            "virt_evidence": self.virt_evidence,
+            "libvirt_version": f"{version // 1000000}.{version // 1000 % 1000}.{version % 1000}",
+        }
+
     async def close(self) -> None:
         for hub in list(self._hubs.values()):
             await hub.close()

@@ -85,3 +85,16 @@ async def test_reconciler_adopts_running_guest_and_destroys_orphan(alice, vm_lab
     await database_sync_to_async(LabSession.objects.filter(pk=session.pk).delete)()
     await Reconciler(["libvirt"]).run_once()
     assert await backend.list_sandboxes() == []  # the guest nobody knows was destroyed
+
+
+async def test_admins_see_whether_guests_run_under_kvm_or_tcg(erin, libvirtd, tiny_template):
+    from apps.hosts.models import Host, Pool
+
+    pool, _ = await database_sync_to_async(Pool.objects.get_or_create)(name="default")
+    await database_sync_to_async(Host.objects.get_or_create)(
+        name="local-libvirt", defaults={"pool": pool, "engine": "libvirt", "backend": "libvirt"}
+    )
+    await Reconciler(["libvirt"]).run_once()
+    host = await database_sync_to_async(Host.objects.get)(backend="libvirt")
+    assert host.facts["virt_type"] in ("kvm", "qemu")
+    assert host.facts["virt_evidence"]  # decided by trying, with the evidence kept
