@@ -426,7 +426,7 @@ class TermClient:
 
 class OursClient(TermClient):
     """Our bridge, acknowledging like the lab page: xterm.js's write callback fires →
-    AckBatcher (≥ ACK_EVERY or nothing pending) → ControlQueue (token bucket
+    AckBatcher (whole multiples of ACK_EVERY) → ControlQueue (token bucket
     CONTROL_BURST / CONTROL_PER_SECOND, acknowledgements coalesced while waiting)."""
 
     name = "ours"
@@ -484,10 +484,13 @@ class OursClient(TermClient):
                 return msg
 
     async def consumed(self, n: int) -> None:
-        # The benchmark "renders" instantly, so after each chunk nothing is pending:
-        # AckBatcher.written() releases the bytes at once; the ControlQueue may hold them.
-        self.to_ack += n
-        await self._flush()
+        # Like AckBatcher.written(): only whole batches of ACK_EVERY bytes are acknowledged,
+        # a smaller remainder waits for the next batch; the ControlQueue may hold them.
+        self.pending_batch = getattr(self, "pending_batch", 0) + n
+        if self.pending_batch >= ACK_EVERY:
+            self.to_ack += self.pending_batch
+            self.pending_batch = 0
+            await self._flush()
 
     async def _flush(self) -> None:
         if self.to_ack <= 0:
