@@ -9,7 +9,7 @@ from django.db.models import Count, Q
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 
-from apps.courses.models import Course, Lab, Module, StepProgress
+from apps.courses.models import Course, Lab, LabKind, Module, StepProgress
 from apps.labs.models import LIVE_STATES, LabSession
 from apps.labs.serializers import session_json
 from apps.labs.services import passed_steps
@@ -91,7 +91,8 @@ def lab(request, course_slug: str, module_slug: str, lab_slug: str):
             "steps": steps,
             "session_json": json.dumps(session) if session else "",
             "passed_count": len(passed),
-            "max_tabs": settings.LABSITE_MAX_TABS,
+            # A guest has one serial console; containers get a tmux session per tab.
+            "max_tabs": 1 if lab.kind == LabKind.VM else settings.LABSITE_MAX_TABS,
         },
     )
 

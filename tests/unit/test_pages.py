@@ -123,3 +123,10 @@ def test_browser_strings_are_translated(client):
 def test_chinese_is_the_default_whatever_the_browser_says(client, course):
     response = client.get(course.get_absolute_url(), HTTP_ACCEPT_LANGUAGE="en-US,en;q=0.9")
     assert response["Content-Language"] == "zh-hans"
+
+
+def test_vm_lab_page_offers_one_terminal_container_lab_several(client, course, settings):
+    vm = client.get("/courses/testcourse/more/labs/tiny-vm/").content.decode()
+    container = client.get("/courses/testcourse/basics/labs/hello/").content.decode()
+    assert 'data-max-tabs="1"' in vm
+    assert f'data-max-tabs="{settings.LABSITE_MAX_TABS}"' in container
