@@ -21,6 +21,10 @@ FIXTURE_CONTENT = Path(__file__).parent / "fixtures" / "content"
 PASSWORD = "correct-horse-battery"
 #: Sandboxes made by tests carry this site label, so cleanup never touches real ones.
 TEST_SITE = "labsite-test"
+#: Sites running in child processes have a reconciler of their own, which removes every
+#: sandbox of its site that its database does not know: each gets a label of its own.
+LIVE_SITE = "labsite-test-live"
+PRODUCTION_SITE = "labsite-test-prod"
 
 
 @pytest.fixture(autouse=True)

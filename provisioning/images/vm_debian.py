@@ -188,8 +188,11 @@ def _preload(data_root: Path, refs: list[str]) -> None:
         return
     with tempfile.TemporaryDirectory(prefix="dockerd-") as tmp:
         sock = f"unix://{tmp}/docker.sock"
+        # Its own network namespace: a dockerd started with --bridge=none deletes the
+        # host's docker0, breaking the host's Docker Engine for every later container.
         daemon = subprocess.Popen(
-            ["dockerd", "--data-root", str(data_root), "--exec-root", f"{tmp}/exec",
+            ["unshare", "--net", "--",
+             "dockerd", "--data-root", str(data_root), "--exec-root", f"{tmp}/exec",
              "--pidfile", f"{tmp}/dockerd.pid", "-H", sock, "--bridge=none",
              "--iptables=false", "--ip-masq=false", "--storage-driver=overlay2",
              "--containerd-namespace=labsite-build",

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import FIXTURE_CONTENT, TEST_SITE
+from tests.conftest import FIXTURE_CONTENT, LIVE_SITE
 from tests.livesite import MANAGE, ROOT, free_port, prepare, wait_for
 
 CHROMIUM_FLAGS = [
@@ -25,7 +25,7 @@ def live_site(tmp_path_factory):
         **os.environ,
         "LABSITE_VAR_DIR": str(var),
         "LABSITE_CONTENT_DIR": str(FIXTURE_CONTENT),
-        "LABSITE_SITE_NAME": TEST_SITE,
+        "LABSITE_SITE_NAME": LIVE_SITE,
         "DJANGO_SETTINGS_MODULE": "labsite.settings",
     }
     prepare(env)

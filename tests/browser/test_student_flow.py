@@ -5,7 +5,7 @@ from __future__ import annotations
 import docker
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.conftest import LIVE_SITE, PASSWORD
 from tests.docker.conftest import remove_test_sandboxes
 
 pytestmark = [pytest.mark.browser, pytest.mark.docker]
@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.docker]
 def no_leftover_sandboxes():
     client = docker.from_env()
     yield
-    remove_test_sandboxes(client)
+    remove_test_sandboxes(client, LIVE_SITE)
     client.close()
 
 

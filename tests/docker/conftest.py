@@ -30,8 +30,8 @@ def docker_client():
     client.close()
 
 
-def remove_test_sandboxes(client) -> None:
-    label = f"{LABEL_SITE}={TEST_SITE}"
+def remove_test_sandboxes(client, site: str = TEST_SITE) -> None:
+    label = f"{LABEL_SITE}={site}"
     for container in client.containers.list(all=True, filters={"label": label}):
         container.remove(force=True)
     for network in client.networks.list(filters={"label": label}):

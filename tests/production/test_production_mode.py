@@ -20,7 +20,7 @@ import psycopg
 import pytest
 import websockets
 
-from tests.conftest import FIXTURE_CONTENT, PASSWORD, TEST_SITE
+from tests.conftest import FIXTURE_CONTENT, PASSWORD, PRODUCTION_SITE
 from tests.docker.conftest import remove_test_sandboxes
 from tests.livesite import MANAGE, ROOT, free_port, prepare, wait_for
 
@@ -44,7 +44,7 @@ def cluster(tmp_path_factory):
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "LABSITE_VAR_DIR": str(var),
         "LABSITE_CONTENT_DIR": str(FIXTURE_CONTENT),
-        "LABSITE_SITE_NAME": TEST_SITE,
+        "LABSITE_SITE_NAME": PRODUCTION_SITE,
         "LABSITE_RECONCILE_SECONDS": "2",
         "DJANGO_SETTINGS_MODULE": "labsite.settings",
     }
@@ -76,7 +76,7 @@ def cluster(tmp_path_factory):
     for process in processes:
         process.wait(timeout=15)
     log.close()
-    remove_test_sandboxes(docker.from_env())
+    remove_test_sandboxes(docker.from_env(), PRODUCTION_SITE)
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
