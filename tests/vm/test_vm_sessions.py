@@ -79,7 +79,19 @@ async def test_vm_lab_terminal_check_and_stop(alice, bob, vm_lab):
 
 
 async def test_reconciler_adopts_running_guest_and_destroys_orphan(alice, vm_lab):
+    from apps.labs.engines import close_backends
+
     session = await start_lab(alice, vm_lab)
+    await close_backends()  # the "restart": a new process knows nothing but the database
+    await Reconciler(["libvirt"]).run_once()
+    assert (await database_sync_to_async(LabSession.objects.get)(pk=session.pk)).state == (
+        State.RUNNING
+    )
+    screen = Screen(await connect_terminal(session, alice))  # the adopted guest still answers
+    await screen.type("echo adopted-$((2*21))\r")
+    await screen.until(b"adopted-42", timeout=30)
+    await screen.communicator.disconnect()
+
     backend = get_backend("libvirt")
     assert [s.session_id for s in await backend.list_sandboxes()] == [str(session.pk)]
     await database_sync_to_async(LabSession.objects.filter(pk=session.pk).delete)()
