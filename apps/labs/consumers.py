@@ -19,7 +19,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import translation
 
-from apps.labs import events, protocol, services
+from apps.labs import events, progress_messages, protocol, services
 from apps.labs.engines import get_backend
 from apps.labs.errors import LabError
 from apps.labs.models import LabSession, State
@@ -209,7 +209,7 @@ class SessionEventsConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
 
     async def session_progress(self, event) -> None:
         with translation.override(self.language):
-            message = translation.gettext(event["message"])
+            message = progress_messages.translate(event["message"])
         await self.send(
             text_data=json.dumps(
                 {"type": "progress", "percent": event["percent"], "message": message}

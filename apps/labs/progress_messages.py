@@ -1,10 +1,16 @@
-"""Progress messages the backends report while a sandbox starts. The backends know nothing
-of Django, so their English messages are listed here for makemessages; the events socket
-translates them into each page's language."""
+"""Progress messages the backends report while a sandbox starts, translated for the page.
 
-from django.utils.translation import gettext_noop
+The backends know nothing of Django and report plain English, some with a number in it
+("booting the VM (12 s)"); each is matched here to a message id that makemessages sees.
+"""
 
-MESSAGES = [
+from __future__ import annotations
+
+import re
+
+from django.utils.translation import gettext, gettext_noop
+
+FIXED = [
     gettext_noop("Waiting for a free slot"),
     gettext_noop("checking the image"),
     gettext_noop("building the lab image"),
@@ -13,9 +19,24 @@ MESSAGES = [
     gettext_noop("starting the container"),
     gettext_noop("running the lab's setup"),
     gettext_noop("ready"),
-    gettext_noop("preparing the disk"),
-    gettext_noop("defining the virtual machine"),
-    gettext_noop("booting the virtual machine"),
-    gettext_noop("waiting for the guest to boot"),
-    gettext_noop("waiting for the guest agent"),
+    gettext_noop("checking once whether this host runs VMs with KVM"),
+    gettext_noop("preparing the VM's disk"),
+    gettext_noop("setting up the lab"),
+    gettext_noop("waiting for the VM's agent"),
 ]
+PATTERNS = [
+    (re.compile(r"^booting the VM \((?P<n>\d+) s\)$"), gettext_noop("booting the VM (%(n)s s)")),
+    (re.compile(r"^starting the VM \((?P<n>\w+)\)$"), gettext_noop("starting the VM (%(n)s)")),
+    (
+        re.compile(r"^waiting for services in the VM \((?P<n>\d+) s\)$"),
+        gettext_noop("waiting for services in the VM (%(n)s s)"),
+    ),
+]
+
+
+def translate(message: str) -> str:
+    """``message`` in the active language; unknown messages pass through unchanged."""
+    for pattern, msgid in PATTERNS:
+        if match := pattern.match(message):
+            return gettext(msgid) % match.groupdict()
+    return gettext(message) if message else ""

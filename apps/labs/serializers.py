@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from django.urls import reverse
-from django.utils.translation import gettext as _
 
+from apps.labs import progress_messages
 from apps.labs.models import LabSession, State
 from apps.labs.services import passed_steps
 from provisioning.base import CheckResult
@@ -21,7 +21,7 @@ def session_json(session: LabSession) -> dict:
         "end_reason_label": str(session.get_end_reason_display()) if session.end_reason else "",
         "progress": {
             "percent": session.progress_percent,
-            "message": _(session.progress_message) if session.progress_message else "",
+            "message": progress_messages.translate(session.progress_message),
         },
         "failure_message": session.failure_message,
         "created_at": _iso(session.created_at),
