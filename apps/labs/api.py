@@ -3,6 +3,7 @@ user, calls a service, and answers JSON; errors are JSON too, never an HTML page
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 
@@ -141,12 +142,8 @@ async def check(request, user, session_id, number: int):
         message = _("The check could not run: %(e)s") % {"e": exc}
         raise LabError("check_failed", message, 409) from exc
     if result.timed_out:
-        result = type(result)(
-            passed=False,
-            exit_code=result.exit_code,
-            output=(result.output + "\n" + _("The check took too long and was stopped.")).strip(),
-            timed_out=True,
-        )
+        stopped = _("The check took too long and was stopped.")
+        result = dataclasses.replace(result, output=f"{result.output}\n{stopped}".strip())
     if result.passed and session.owner_id == user.pk:
         await database_sync_to_async(services.record_pass)(user, step)
     await database_sync_to_async(services.touch_activity)(session.pk)

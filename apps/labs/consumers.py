@@ -21,7 +21,6 @@ from django.utils import translation
 
 from apps.labs import events, progress_messages, protocol, services
 from apps.labs.engines import get_backend
-from apps.labs.errors import LabError
 from apps.labs.models import LabSession, State
 from apps.labs.serializers import session_json
 from apps.labs.specs import sandbox_of
@@ -120,32 +119,30 @@ class TerminalConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         size = len(bytes_data or b"") + len(text_data or "")
-        # Acknowledgements are not input: a flood makes the browser send many of them.
-        is_ack = text_data is not None and '"ack"' in text_data[:40]
-        if size > protocol.MAX_INPUT_FRAME or (not is_ack and not self.take_token()):
-            await self.refuse(protocol.POLICY, f"input over limits ({size} bytes)", self.session.pk)
+        if size > protocol.MAX_INPUT_FRAME:
+            await self.refuse(protocol.POLICY, f"frame of {size} bytes", self.session.pk)
+            return
+        message = _control_message(text_data) if text_data is not None else None
+        if message is not None and message["type"] == "ack":
+            # Acknowledgements are not input (a flood makes the browser send many) and cost
+            # nothing but a subtraction: they are not rate limited.
+            self.acknowledge(message.get("bytes"))
+            return
+        if not self.take_token():
+            await self.refuse(protocol.POLICY, "input over the rate limit", self.session.pk)
             return
         if bytes_data is not None:
             await self.terminal.write(bytes_data)
             await self.touch()
-        elif text_data is not None:
-            await self.control(text_data)
-
-    async def control(self, text: str) -> None:
-        try:
-            message = json.loads(text)
-            kind = message["type"]
-        except (ValueError, KeyError, TypeError):
-            return  # not ours to answer; malformed control messages are ignored
-        if kind == "resize":
+        elif message is not None and message["type"] == "resize":
             cols, rows = _clamp(message.get("cols"), message.get("rows"))
             await self.terminal.resize(cols=cols, rows=rows)
-        elif kind == "ack":
-            acked = message.get("bytes")
-            if isinstance(acked, int) and acked > 0:
-                self.unacked = max(0, self.unacked - acked)
-                if self.unacked < protocol.LOW_WATERMARK:
-                    self.resume.set()
+
+    def acknowledge(self, acked) -> None:
+        if isinstance(acked, int) and acked > 0:
+            self.unacked = max(0, self.unacked - acked)
+            if self.unacked < protocol.LOW_WATERMARK:
+                self.resume.set()
 
     def take_token(self) -> bool:
         now = time.monotonic()
@@ -223,13 +220,19 @@ class SessionEventsConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
             )
 
 
-def _load(session_id) -> LabSession | None:
+def _control_message(text: str) -> dict | None:
+    """A JSON control message with a string ``type``; anything else is ignored."""
     try:
-        return (
-            LabSession.objects.select_related("lab__module", "owner").filter(pk=session_id).first()
-        )
-    except (ValueError, LabError):
+        message = json.loads(text)
+    except ValueError:
         return None
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        return None
+    return message
+
+
+def _load(session_id) -> LabSession | None:
+    return LabSession.objects.select_related("lab__module", "owner").filter(pk=session_id).first()
 
 
 def _session_data(session_id) -> dict:

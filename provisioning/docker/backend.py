@@ -86,7 +86,7 @@ class DockerBackend:
         report = on_progress or (lambda progress: None)
         api = await self.api()
         report(Progress(10, "checking the image"))
-        await self._require_image(api, spec.image)
+        await self._require_image(spec.image)
         existing = await self._inspect(api, spec.name)
         if existing and existing["State"]["Running"]:
             log.info("sandbox %s already running, adopting it", spec.name)
@@ -258,7 +258,7 @@ class DockerBackend:
 
     # -- steps of start/stop ----------------------------------------------------------------
 
-    async def _require_image(self, api: docker.APIClient, ref: str) -> None:
+    async def _require_image(self, ref: str) -> None:
         if not await self.image_exists(ref):
             raise SandboxError(f"the lab image {ref} is not built on this host")
 

@@ -155,3 +155,24 @@ async def test_reconnect_replays_scrollback_beyond_the_screen(alice, hello_lab):
     await second.until(b"row-60")
     assert b"row-5\r\n" in second.data  # long scrolled off a 10-row screen, yet replayed
     await second.communicator.disconnect()
+
+
+async def test_control_messages_count_against_the_rate_limit(alice, hello_lab):
+    session = await start_lab(alice, hello_lab)
+    communicator = await connect_terminal(session, alice)
+    # A message that mentions "ack" but is not an ack may not slip past the limit.
+    disguised = json.dumps({"type": "ping", "note": "ack"})
+    for _ in range(protocol.INPUT_RATE_BURST + 200):
+        await communicator.send_to(text_data=disguised)
+    assert await close_code(communicator) == protocol.POLICY
+
+
+async def test_acknowledgements_are_never_rate_limited(alice, hello_lab):
+    session = await start_lab(alice, hello_lab)
+    screen = Screen(await connect_terminal(session, alice))
+    await screen.until(b"# ")
+    for _ in range(protocol.INPUT_RATE_BURST + 50):
+        await screen.communicator.send_to(text_data=json.dumps({"type": "ack", "bytes": 1}))
+    await screen.type("echo still-open\r")
+    await screen.until(b"still-open")
+    await screen.communicator.disconnect()
