@@ -29,6 +29,14 @@ def instructor_required(view):
     return wrapper
 
 
+def _taught_by(user, pk: int) -> Classroom:
+    """The class if ``user`` teaches it (or is an admin); 403 otherwise."""
+    classroom = get_object_or_404(Classroom, pk=pk)
+    if not is_admin(user) and not classroom.instructors.filter(pk=user.pk).exists():
+        raise PermissionDenied
+    return classroom
+
+
 @login_required
 def join_class(request):
     form = JoinClassForm(request.POST or None)
@@ -89,9 +97,7 @@ def classes(request):
 
 @instructor_required
 def class_detail(request, pk: int):
-    classroom = get_object_or_404(Classroom, pk=pk)
-    if not is_admin(request.user) and not classroom.instructors.filter(pk=request.user.pk).exists():
-        raise PermissionDenied
+    classroom = _taught_by(request.user, pk)
     students = classroom.students.order_by("username")
     passed = dict(
         StepProgress.objects.filter(user__in=students).values_list("user").annotate(n=Count("pk"))
@@ -106,9 +112,7 @@ def class_detail(request, pk: int):
 @require_POST
 @instructor_required
 def renew_code(request, pk: int):
-    classroom = get_object_or_404(Classroom, pk=pk)
-    if not is_admin(request.user) and not classroom.instructors.filter(pk=request.user.pk).exists():
-        raise PermissionDenied
+    classroom = _taught_by(request.user, pk)
     classroom.renew_code()
     messages.success(
         request, _("New enrollment code: %(code)s") % {"code": classroom.enrollment_code}

@@ -30,7 +30,12 @@ def kick(session_id, state: State) -> None:
     action = provision if state == State.REQUESTED else teardown
     # A fresh context: the task outlives the request, so it must not inherit the request's
     # thread-sensitive executor (asgiref), which closes with the response.
-    task = asyncio.get_running_loop().create_task(action(session_id), context=contextvars.Context())
+    _spawn(action(session_id), context=contextvars.Context())
+
+
+def _spawn(coro, context: contextvars.Context | None = None) -> None:
+    """Run ``coro`` in the background, keeping a reference until it ends (see wait_idle)."""
+    task = asyncio.get_running_loop().create_task(coro, context=context)
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
 
@@ -157,10 +162,7 @@ class _ProgressReporter:
         self.last_write = 0.0
 
     def __call__(self, progress: Progress) -> None:
-        loop = asyncio.get_running_loop()
-        task = loop.create_task(self.publish(progress))
-        _tasks.add(task)
-        task.add_done_callback(_tasks.discard)
+        _spawn(self.publish(progress))
 
     async def publish(self, progress: Progress) -> None:
         await events.progress(self.session_id, progress.percent, progress.message)
