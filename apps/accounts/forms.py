@@ -5,6 +5,7 @@ import secrets
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
+from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -28,7 +29,9 @@ class JoinClassForm(forms.Form):
 
 
 class CreateAccountForm(forms.Form):
-    username = forms.CharField(label=_("Username"), max_length=150)
+    username = forms.CharField(
+        label=_("Username"), max_length=150, validators=[UnicodeUsernameValidator()]
+    )
     full_name = forms.CharField(label=_("Full name"), max_length=150, required=False)
     password = forms.CharField(
         label=_("Password"),

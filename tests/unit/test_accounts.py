@@ -107,3 +107,12 @@ def test_api_errors_are_json(client, alice):
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     schema = client.get("/api/openapi.json").json()
     assert "/api/sessions/{session_id}/steps/{number}/check/" in schema["paths"]
+
+
+def test_username_with_forbidden_characters_is_refused(client, carol):
+    client.login(username="carol", password=PASSWORD)
+    response = client.post(
+        reverse("accounts:create"), {"username": "<b>x y</b>", "role": "student"}
+    )
+    assert response.status_code == 200  # the form again, with its error
+    assert not get_user_model().objects.filter(username__contains="x y").exists()
