@@ -41,7 +41,7 @@ PASSWORD = "bench-correct-horse-9"  # noqa: S105 (a throwaway site's user)
 LABEL_SITE = "labsite.site"
 DOCKER_URL = "unix:///var/run/docker.sock"
 
-# Mirrors of apps/labs/protocol.py and frontend/src/flow.js (the browser's budgets).
+# Mirrors of apps/terminals/protocol.py and frontend/src/flow.js (the browser's budgets).
 ACK_EVERY = 16 * 1024
 CONTROL_BURST = 40  # CONTROL_BUDGET.burst = floor(INPUT_RATE_BURST * 0.1)
 CONTROL_PER_SECOND = 20.0  # CONTROL_BUDGET.perSecond = INPUT_RATE_PER_SECOND * 0.2

@@ -12,7 +12,7 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from apps.labs.routing import websocket_urlpatterns  # noqa: E402
+from apps.terminals.routing import websocket_urlpatterns  # noqa: E402
 from labsite.origin import allowed_hosts_origin_validator  # noqa: E402
 
 application = ProtocolTypeRouter(

@@ -31,10 +31,15 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    # Dependencies point one way: api → teaching, terminals → sessions → hosts, and every
+    # app reads accounts and courses, which import none of the others.
     "apps.accounts",
-    "apps.hosts",
     "apps.courses",
-    "apps.labs",
+    "apps.hosts",
+    "apps.sessions",
+    "apps.terminals",
+    "apps.teaching",
+    "apps.api",
 ]
 
 MIDDLEWARE = [
@@ -158,4 +163,4 @@ LABSITE_RECONCILE_SECONDS = envint("LABSITE_RECONCILE_SECONDS", 10, minimum=1)
 #: Terminal tabs a student may open in one session.
 LABSITE_MAX_TABS = envint("LABSITE_MAX_TABS", 4, minimum=1)
 
-CSRF_FAILURE_VIEW = "apps.labs.api.csrf_failure"
+CSRF_FAILURE_VIEW = "apps.api.views.csrf_failure"

@@ -9,10 +9,12 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/", include("apps.accounts.urls")),
-    path("api/", include("apps.labs.urls")),
+    path("classes/", include("apps.teaching.urls")),
+    path("api/", include("apps.api.urls")),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("jsi18n/", JavaScriptCatalog.as_view(), name="jsi18n"),
+    path("", include("apps.sessions.urls")),
     path("", include("apps.courses.urls")),
 ]
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from apps.accounts.models import Classroom, Enrollment
 from apps.accounts.roles import Role, assign_role
+from apps.teaching.models import Classroom, Enrollment
 
 FIXTURE_CONTENT = Path(__file__).parent / "fixtures" / "content"
 PASSWORD = "correct-horse-battery"

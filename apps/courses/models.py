@@ -116,7 +116,8 @@ class Lab(models.Model):
         return self.status == LabStatus.READY
 
     def get_absolute_url(self) -> str:
-        return reverse("courses:lab", args=[self.module.course.slug, self.module.slug, self.slug])
+        # The lab page shows the student's session, so the sessions app serves it.
+        return reverse("sessions:lab", args=[self.module.course.slug, self.module.slug, self.slug])
 
 
 class Step(models.Model):

@@ -8,11 +8,6 @@ urlpatterns = [
     path("courses/<slug:course_slug>/", views.course, name="course"),
     path("courses/<slug:course_slug>/<slug:module_slug>/", views.module, name="module"),
     path(
-        "courses/<slug:course_slug>/<slug:module_slug>/labs/<slug:lab_slug>/",
-        views.lab,
-        name="lab",
-    ),
-    path(
         "assets/<slug:course_slug>/<str:module_dir>/diagrams/<str:name>",
         views.asset,
         name="asset",

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import mimetypes
 from pathlib import Path
 
@@ -9,10 +8,8 @@ from django.db.models import Count, Q
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 
-from apps.courses.models import Course, Lab, LabKind, Module, StepProgress
-from apps.labs.models import LIVE_STATES, LabSession
-from apps.labs.serializers import session_json
-from apps.labs.services import passed_steps
+from apps.courses.models import Course, Module, StepProgress
+from apps.courses.progress import passed_steps
 
 ASSET_TYPES = {".svg", ".png", ".jpg", ".jpeg", ".webp"}
 
@@ -61,38 +58,6 @@ def module(request, course_slug: str, module_slug: str):
             "labs": labs,
             "previous": siblings[index - 1] if index > 0 else None,
             "next": siblings[index + 1] if index + 1 < len(siblings) else None,
-        },
-    )
-
-
-def lab(request, course_slug: str, module_slug: str, lab_slug: str):
-    lab = get_object_or_404(
-        Lab.objects.select_related("module__course"),
-        module__course__slug=course_slug,
-        module__slug=module_slug,
-        slug=lab_slug,
-    )
-    steps = list(lab.steps.all())
-    passed = passed_steps(request.user, lab)
-    for step in steps:
-        step.passed = step.number in passed
-    session = None
-    if request.user.is_authenticated:
-        active = LabSession.objects.filter(owner=request.user, lab=lab, state__in=LIVE_STATES)
-        if found := active.select_related("lab", "owner").first():
-            session = session_json(found)
-    return render(
-        request,
-        "courses/lab.html",
-        {
-            "lab": lab,
-            "module": lab.module,
-            "course": lab.module.course,
-            "steps": steps,
-            "session_json": json.dumps(session) if session else "",
-            "passed_count": len(passed),
-            # A guest has one serial console; containers get a tmux session per tab.
-            "max_tabs": 1 if lab.kind == LabKind.VM else settings.LABSITE_MAX_TABS,
         },
     )
 

@@ -1,5 +1,5 @@
 // Terminal WebSocket protocol constants: the JavaScript twin of
-// apps/labs/protocol.py. Both mirror docs/terminal-protocol.md; change all three together.
+// apps/terminals/protocol.py. Both mirror docs/terminal-protocol.md; change all three together.
 
 const KiB = 1024;
 

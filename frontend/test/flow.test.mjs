@@ -312,7 +312,7 @@ test('the browser budgets stay inside the server bucket together', () => {
 });
 
 test('a flood with typing: acks + keystrokes never trip the server, and output keeps flowing', () => {
-  // Server: token bucket over ALL frames (as apps/labs/consumers.py does), watermarks.
+  // Server: token bucket over ALL frames (as apps/terminals/consumers.py does), watermarks.
   let tokens = INPUT_RATE_BURST;
   let last = 0;
   const serverFrame = (ms) => {

@@ -38,10 +38,10 @@ test('backoff matches the doc (0.5 s doubling to 10 s)', () => {
   assert.equal(P.RECONNECT_MAX_MS, 10_000);
 });
 
-const pyPath = fileURLToPath(new URL('../../apps/labs/protocol.py', import.meta.url));
+const pyPath = fileURLToPath(new URL('../../apps/terminals/protocol.py', import.meta.url));
 const havePy = existsSync(pyPath);
 
-test('constants match apps/labs/protocol.py', { skip: !havePy && 'apps/ not present' }, () => {
+test('constants match apps/terminals/protocol.py', { skip: !havePy && 'apps/ not present' }, () => {
   const py = readFileSync(pyPath, 'utf8');
   const values = {};
   for (const [, name, expr] of py.matchAll(/^([A-Z_]+)\s*=\s*([0-9 *_]+)\s*$/gm)) {

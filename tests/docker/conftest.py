@@ -11,9 +11,9 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from apps.labs import runner, services
-from apps.labs.engines import close_backends
-from apps.labs.models import LabSession, State
+from apps.sessions import runner, services
+from apps.sessions.engines import close_backends
+from apps.sessions.models import LabSession, State
 from provisioning.base import LABEL_SITE
 from provisioning.images import docker_base
 from tests.conftest import TEST_SITE

@@ -10,10 +10,10 @@ from channels.db import database_sync_to_async
 from django.test import AsyncClient
 from django.utils import timezone
 
-from apps.labs import runner
-from apps.labs.engines import close_backends
-from apps.labs.models import EndReason, LabSession, State
-from apps.labs.reconciler import Reconciler
+from apps.sessions import runner
+from apps.sessions.engines import close_backends
+from apps.sessions.models import EndReason, LabSession, State
+from apps.sessions.reconciler import Reconciler
 from provisioning.base import LABEL_SESSION, LABEL_SITE
 from tests.conftest import TEST_SITE
 from tests.docker.conftest import start_lab
@@ -191,7 +191,7 @@ async def test_vanished_container_marks_session_lost(alice, hello_lab, docker_cl
 async def test_request_left_by_a_dead_process_is_started_by_the_loop(
     alice, hello_lab, docker_client
 ):
-    from apps.labs import services
+    from apps.sessions import services
 
     session, _ = await database_sync_to_async(services.start_session)(alice, hello_lab)
     await database_sync_to_async(LabSession.objects.filter(pk=session.pk).update)(
@@ -202,7 +202,7 @@ async def test_request_left_by_a_dead_process_is_started_by_the_loop(
 
 
 async def test_missing_image_fails_with_a_readable_message(alice, hello_lab, docker_client):
-    from apps.labs import services
+    from apps.sessions import services
 
     await database_sync_to_async(type(hello_lab).objects.filter(pk=hello_lab.pk).update)(
         environment="labsite/does-not-exist"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from apps.labs import protocol
+from apps.terminals import protocol
 from tests.docker.conftest import Screen, close_code, connect_terminal, start_lab
 
 pytestmark = [pytest.mark.docker, pytest.mark.django_db(transaction=True)]

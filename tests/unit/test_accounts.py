@@ -9,8 +9,8 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django.utils import timezone
 
-from apps.accounts.models import Classroom
 from apps.accounts.roles import Role, role_of
+from apps.teaching.models import Classroom
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -19,14 +19,14 @@ pytestmark = pytest.mark.django_db
 def test_student_joins_with_code(client, bob, dave):
     classroom = Classroom.objects.get(name="Dave's class")
     client.login(username="bob", password=PASSWORD)
-    response = client.post(reverse("accounts:join"), {"code": classroom.enrollment_code.lower()})
+    response = client.post(reverse("teaching:join"), {"code": classroom.enrollment_code.lower()})
     assert response.status_code == 302
     assert classroom.students.filter(username="bob").exists()
 
 
 def test_wrong_code_is_refused_with_a_message(client, bob, dave):
     client.login(username="bob", password=PASSWORD)
-    response = client.post(reverse("accounts:join"), {"code": "NOPE1234"})
+    response = client.post(reverse("teaching:join"), {"code": "NOPE1234"})
     assert response.status_code == 200
     assert (
         "No class has this code" in response.content.decode()
@@ -41,7 +41,7 @@ def test_expired_code_is_refused(client, bob, dave):
     classroom.save()
     client.login(username="bob", password=PASSWORD)
     client.cookies["django_language"] = "en"
-    response = client.post(reverse("accounts:join"), {"code": classroom.enrollment_code})
+    response = client.post(reverse("teaching:join"), {"code": classroom.enrollment_code})
     assert "This code has expired" in response.content.decode()
     assert not bob.classrooms.exists()
 
@@ -50,7 +50,7 @@ def test_renewed_code_replaces_old(client, carol):
     classroom = Classroom.objects.get(name="Carol's class")
     old = classroom.enrollment_code
     client.login(username="carol", password=PASSWORD)
-    client.post(reverse("accounts:renew_code", args=[classroom.pk]))
+    client.post(reverse("teaching:renew_code", args=[classroom.pk]))
     classroom.refresh_from_db()
     assert classroom.enrollment_code != old
     assert classroom.code_expires_at > timezone.now()
@@ -61,7 +61,7 @@ def test_instructor_creates_student_in_class(client, carol):
     client.login(username="carol", password=PASSWORD)
     client.cookies["django_language"] = "en"
     response = client.post(
-        reverse("accounts:create"),
+        reverse("teaching:create"),
         {"username": "frank", "role": "student", "classroom": classroom.pk},
         follow=True,
     )
@@ -76,14 +76,14 @@ def test_instructor_creates_student_in_class(client, carol):
 
 def test_instructor_cannot_create_admin(client, carol):
     client.login(username="carol", password=PASSWORD)
-    client.post(reverse("accounts:create"), {"username": "mallory", "role": "admin"})
+    client.post(reverse("teaching:create"), {"username": "mallory", "role": "admin"})
     assert not get_user_model().objects.filter(username="mallory").exists()
 
 
 def test_admin_creates_instructor(client, erin):
     client.login(username="erin", password=PASSWORD)
     client.post(
-        reverse("accounts:create"),
+        reverse("teaching:create"),
         {"username": "gina", "role": "instructor", "password": "a-long-pass-phrase-9"},
     )
     assert role_of(get_user_model().objects.get(username="gina")) == Role.INSTRUCTOR
@@ -112,7 +112,7 @@ def test_api_errors_are_json(client, alice):
 def test_username_with_forbidden_characters_is_refused(client, carol):
     client.login(username="carol", password=PASSWORD)
     response = client.post(
-        reverse("accounts:create"), {"username": "<b>x y</b>", "role": "student"}
+        reverse("teaching:create"), {"username": "<b>x y</b>", "role": "student"}
     )
     assert response.status_code == 200  # the form again, with its error
     assert not get_user_model().objects.filter(username__contains="x y").exists()

@@ -58,7 +58,7 @@ def test_language_switch_sets_english(client, course):
     assert "Test course" in html and "Log in" in html
 
 
-STAFF_PAGES = ["accounts:classes", "accounts:create"]
+STAFF_PAGES = ["teaching:classes", "teaching:create"]
 
 
 @pytest.mark.parametrize("name", STAFF_PAGES)
@@ -84,17 +84,17 @@ def test_admin_can_open_django_admin(client, erin):
     client.login(username="erin", password=PASSWORD)
     assert client.get("/admin/").status_code == 200
     assert client.get("/admin/hosts/host/").status_code == 200
-    assert client.get("/admin/labs/labsession/").status_code == 200
+    assert client.get("/admin/labsessions/labsession/").status_code == 200
 
 
 def test_instructor_sees_own_class_not_others(client, carol, dave):
     client.login(username="dave", password=PASSWORD)
-    from apps.accounts.models import Classroom
+    from apps.teaching.models import Classroom
 
     carols = Classroom.objects.get(name="Carol's class")
-    assert client.get(reverse("accounts:class", args=[carols.pk])).status_code == 403
+    assert client.get(reverse("teaching:class", args=[carols.pk])).status_code == 403
     client.login(username="carol", password=PASSWORD)
-    page = client.get(reverse("accounts:class", args=[carols.pk]))
+    page = client.get(reverse("teaching:class", args=[carols.pk]))
     assert page.status_code == 200 and "alice" in page.content.decode()
 
 

@@ -2,7 +2,7 @@
 
 from django.utils import translation
 
-from apps.labs.progress_messages import translate
+from apps.sessions.progress_messages import translate
 
 
 def test_backend_progress_is_translated_with_its_number():

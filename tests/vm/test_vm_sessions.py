@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from channels.db import database_sync_to_async
 
-from apps.labs import runner
-from apps.labs.engines import get_backend
-from apps.labs.models import LabSession, State
-from apps.labs.reconciler import Reconciler
+from apps.sessions import runner
+from apps.sessions.engines import get_backend
+from apps.sessions.models import LabSession, State
+from apps.sessions.reconciler import Reconciler
 from tests.docker.conftest import Screen, connect_terminal, start_lab
 
 pytestmark = [
@@ -44,7 +44,7 @@ async def test_vm_lab_terminal_check_and_stop(alice, bob, vm_lab):
     await screen.until(b"vm-42", timeout=30)
 
     backend = get_backend("libvirt")
-    from apps.labs.specs import sandbox_of
+    from apps.sessions.specs import sandbox_of
 
     sandbox = await database_sync_to_async(sandbox_of)(session)
     step = await database_sync_to_async(vm_lab.steps.get)(number=1)
@@ -67,8 +67,8 @@ async def test_vm_lab_terminal_check_and_stop(alice, bob, vm_lab):
 
     assert await close_code(await connect_terminal(session, bob)) == 4003
 
-    from apps.labs import services
-    from apps.labs.models import EndReason
+    from apps.sessions import services
+    from apps.sessions.models import EndReason
 
     await database_sync_to_async(services.request_stop)(session, EndReason.USER)
     await runner.teardown(session.pk)
@@ -79,7 +79,7 @@ async def test_vm_lab_terminal_check_and_stop(alice, bob, vm_lab):
 
 
 async def test_reconciler_adopts_running_guest_and_destroys_orphan(alice, vm_lab):
-    from apps.labs.engines import close_backends
+    from apps.sessions.engines import close_backends
 
     session = await start_lab(alice, vm_lab)
     await close_backends()  # the "restart": a new process knows nothing but the database

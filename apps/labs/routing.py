@@ -1,8 +1,0 @@
-from django.urls import path
-
-from apps.labs.consumers import SessionEventsConsumer, TerminalConsumer
-
-websocket_urlpatterns = [
-    path("ws/sessions/<uuid:session_id>/terminals/<int:tab>/", TerminalConsumer.as_asgi()),
-    path("ws/sessions/<uuid:session_id>/events/", SessionEventsConsumer.as_asgi()),
-]

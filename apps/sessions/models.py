@@ -1,0 +1,110 @@
+"""A lab session: one student's sandbox for one lab. The row is the wanted state; the
+engine holds the actual state; the reconciler makes them agree."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class State(models.TextChoices):
+    REQUESTED = "requested", _("Queued")
+    STARTING = "starting", _("Starting")
+    RUNNING = "running", _("Running")
+    STOPPING = "stopping", _("Stopping")
+    STOPPED = "stopped", _("Stopped")
+    EXPIRED = "expired", _("Expired")
+    FAILED = "failed", _("Failed")
+
+
+#: States in which a sandbox exists or is on its way out.
+ACTIVE_STATES = (State.REQUESTED, State.STARTING, State.RUNNING, State.STOPPING)
+#: States in which the student has (or will have) a sandbox: one such session per lab, so
+#: a Reset can start the new sandbox while the old one is still being removed.
+LIVE_STATES = (State.REQUESTED, State.STARTING, State.RUNNING)
+ENDED_STATES = (State.STOPPED, State.EXPIRED, State.FAILED)
+
+
+class EndReason(models.TextChoices):
+    USER = "user", _("stopped by you")
+    RESET = "reset", _("replaced by a fresh sandbox")
+    TIME_LIMIT = "time_limit", _("the time limit was reached")
+    IDLE = "idle", _("it was idle for too long")
+    LOST = "lost", _("its sandbox disappeared")
+    EXITED = "exited", _("its sandbox stopped by itself")
+    DISK = "disk", _("it used more disk space than the lab allows")
+    ERROR = "error", _("it could not be started")
+    ADMIN = "admin", _("stopped by an administrator")
+
+
+class LabSession(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="lab_sessions"
+    )
+    lab = models.ForeignKey("courses.Lab", on_delete=models.CASCADE, related_name="sessions")
+    host = models.ForeignKey(
+        "hosts.Host", on_delete=models.SET_NULL, null=True, blank=True, related_name="sessions"
+    )
+    #: Key of settings.LABSITE_BACKENDS that runs the sandbox.
+    backend = models.CharField(max_length=50)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.REQUESTED)
+    end_reason = models.CharField(max_length=16, choices=EndReason.choices, blank=True)
+    #: Shown to the student when something went wrong, in words they understand.
+    failure_message = models.TextField(blank=True)
+    progress_percent = models.PositiveSmallIntegerField(default=0)
+    progress_message = models.CharField(max_length=200, blank=True)
+    sandbox_name = models.CharField(max_length=100, blank=True)
+    engine_id = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_activity_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    extensions = models.PositiveSmallIntegerField(default=0)
+    #: The worker that is starting or stopping the sandbox, and until when its claim holds.
+    #: The worker renews the lease while it works; another takes over only once it lapses.
+    lease_owner = models.CharField(max_length=80, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    #: A check runs until this time (one at a time per session, in any process).
+    check_busy_until = models.DateTimeField(null=True, blank=True)
+    last_check_at = models.DateTimeField(null=True, blank=True)
+    #: Bumped on every change the page should hear about.
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "lab"],
+                condition=Q(state__in=LIVE_STATES),
+                name="one_live_session_per_lab",
+            )
+        ]
+        indexes = [models.Index(fields=["state"])]
+        verbose_name = _("lab session")
+        verbose_name_plural = _("lab sessions")
+
+    def __str__(self) -> str:
+        return f"{self.owner} · {self.lab} · {self.state}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    def seconds_left(self, now=None) -> int | None:
+        if self.expires_at is None:
+            return None
+        return max(0, int((self.expires_at - (now or timezone.now())).total_seconds()))
+
+    def can_extend(self) -> bool:
+        return self.state == State.RUNNING and self.extensions < settings.LABSITE_MAX_EXTENSIONS
+
+    def time_limit(self) -> timedelta:
+        return timedelta(minutes=self.lab.time_limit_minutes)

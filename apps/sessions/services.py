@@ -1,0 +1,137 @@
+"""What Start, Stop, Extend, Reset and Check do, as database changes. Nothing here waits
+on an engine: a request writes the wanted state and ``runner.kick`` acts on it at once;
+the reconciler is the safety net that acts on anything left behind."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from uuid import UUID
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from apps.accounts.roles import is_admin, is_instructor
+from apps.courses.models import Lab
+from apps.hosts.models import Host
+from apps.sessions.engines import DEFAULT_KEY_FOR_KIND
+from apps.sessions.errors import LabError
+from apps.sessions.models import LIVE_STATES, EndReason, LabSession, State
+from apps.sessions.specs import sandbox_name
+
+#: Activity is written at most this often per session, so typing costs no database load.
+ACTIVITY_WRITE_INTERVAL = timedelta(seconds=30)
+
+
+def start_session(user, lab: Lab) -> tuple[LabSession, bool]:
+    """The user's active session for ``lab``, creating it if there is none.
+
+    Idempotent: a double click or a second tab returns the same session (the database's
+    unique constraint on active sessions settles a race)."""
+    if not lab.is_ready:
+        raise LabError("lab_not_ready", _("This lab is not available yet."), 409)
+    if existing := _active(user, lab):
+        return existing, False
+    limit = settings.LABSITE_MAX_ACTIVE_SESSIONS
+    if not is_instructor(user) and (
+        LabSession.objects.filter(owner=user, state__in=LIVE_STATES).count() >= limit
+    ):
+        raise LabError(
+            "too_many_sessions",
+            _("You already have %(n)d labs running. Stop one before starting another.")
+            % {"n": limit},
+            409,
+        )
+    host = _place(lab)
+    try:
+        with transaction.atomic():
+            session = LabSession.objects.create(
+                owner=user,
+                lab=lab,
+                host=host,
+                backend=host.backend if host else DEFAULT_KEY_FOR_KIND[lab.kind],
+                progress_message=_("Waiting for a free slot"),
+            )
+            session.sandbox_name = sandbox_name(session)
+            session.save(update_fields=["sandbox_name"])
+    except IntegrityError:
+        if existing := _active(user, lab):
+            return existing, False
+        raise
+    return session, True
+
+
+def request_stop(session: LabSession, reason: EndReason) -> bool:
+    """Ask for the sandbox to go away. Returns False if it was not live any more."""
+    changed = LabSession.objects.filter(pk=session.pk, state__in=LIVE_STATES).update(
+        state=State.STOPPING, end_reason=reason, updated_at=timezone.now()
+    )
+    session.refresh_from_db()
+    return bool(changed)
+
+
+def extend(session: LabSession) -> LabSession:
+    if session.state != State.RUNNING:
+        raise LabError("not_running", _("Only a running lab can be extended."), 409)
+    if not session.can_extend():
+        raise LabError("no_more_extensions", _("This lab cannot be extended any further."), 409)
+    added = timedelta(minutes=settings.LABSITE_EXTEND_MINUTES)
+    session.expires_at = max(session.expires_at or timezone.now(), timezone.now()) + added
+    session.extensions += 1
+    session.save(update_fields=["expires_at", "extensions", "updated_at"])
+    return session
+
+
+def reset(session: LabSession) -> LabSession:
+    """Replace the sandbox with a fresh one: the old session stops, a new one starts."""
+    with transaction.atomic():
+        if not request_stop(session, EndReason.RESET):
+            raise LabError("not_running", _("This lab is not running."), 409)
+        new, _created = start_session(session.owner, session.lab)
+    return new
+
+
+def get_visible_session(user, session_id: UUID | str) -> LabSession:
+    """The session if ``user`` may see it; otherwise LabError 404 (never say it exists)."""
+    session = (
+        LabSession.objects.select_related("lab__module__course", "owner")
+        .filter(pk=session_id)
+        .first()
+    )
+    if session is None or not can_view(user, session):
+        raise LabError("not_found", _("No such lab session."), 404)
+    return session
+
+
+def can_view(user, session: LabSession) -> bool:
+    """Owner, an instructor of one of the owner's classes, or an admin."""
+    if not user.is_authenticated:
+        return False
+    if session.owner_id == user.pk or is_admin(user):
+        return True
+    return is_instructor(user) and session.owner.classrooms.filter(instructors=user).exists()
+
+
+def touch_activity(session_id, now=None) -> None:
+    now = now or timezone.now()
+    LabSession.objects.filter(
+        pk=session_id, last_activity_at__lt=now - ACTIVITY_WRITE_INTERVAL
+    ).update(last_activity_at=now)
+
+
+def _active(user, lab: Lab) -> LabSession | None:
+    return LabSession.objects.filter(owner=user, lab=lab, state__in=LIVE_STATES).first()
+
+
+def _place(lab: Lab) -> Host | None:
+    """The host that will run the sandbox. One local host per engine today; pools of
+    several hosts choose here by load."""
+    engine = DEFAULT_KEY_FOR_KIND[lab.kind]
+    return (
+        Host.objects.filter(enabled=True)
+        .filter(Q(engine=engine) | Q(backend=engine))
+        .order_by("pk")
+        .first()
+    )

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class TeachingConfig(AppConfig):
+    """Classes, enrollment, and the instructor's pages."""
+
+    name = "apps.teaching"
+    verbose_name = _("Teaching")

@@ -1,0 +1,70 @@
+"""Classes and enrollment: instructors teach a class, students join it with its code."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+# Letters that cannot be confused with each other when read aloud or off a projector.
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+
+
+def new_enrollment_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(8))
+
+
+class Classroom(models.Model):
+    """A class: instructors teach it, students join it with its enrollment code."""
+
+    name = models.CharField(_("name"), max_length=200)
+    course = models.ForeignKey(
+        "courses.Course", on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="classrooms", verbose_name=_("course"),
+    )  # fmt: skip
+    instructors = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="teaching", verbose_name=_("instructors")
+    )
+    students = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Enrollment", related_name="classrooms",
+        verbose_name=_("students"),
+    )  # fmt: skip
+    enrollment_code = models.CharField(
+        _("enrollment code"), max_length=16, unique=True, default=new_enrollment_code
+    )
+    code_expires_at = models.DateTimeField(_("code expires at"), null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("class")
+        verbose_name_plural = _("classes")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def code_is_valid(self, now=None) -> bool:
+        return self.code_expires_at is None or (now or timezone.now()) < self.code_expires_at
+
+    def renew_code(self, valid_for: timedelta | None = timedelta(days=14)) -> None:
+        self.enrollment_code = new_enrollment_code()
+        self.code_expires_at = timezone.now() + valid_for if valid_for else None
+        self.save(update_fields=["enrollment_code", "code_expires_at"])
+
+
+class Enrollment(models.Model):
+    classroom = models.ForeignKey(Classroom, on_delete=models.CASCADE)
+    student = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    joined_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["classroom", "student"], name="one_enrollment")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student} in {self.classroom}"

@@ -1,0 +1,259 @@
+"""WebSocket consumers: a terminal bridge and a session-events feed.
+
+Both accept first and then close with a 4000-range code when the user may not be here,
+so the browser can tell the student why (docs/terminal-protocol.md). Bytes are bridged
+as bytes; the sandbox is reached only through the service layer's backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.utils import translation
+
+from apps.sessions import events, progress_messages, services
+from apps.sessions.engines import get_backend
+from apps.sessions.models import LabSession, State
+from apps.sessions.serializers import session_json
+from apps.sessions.specs import sandbox_of
+from apps.terminals import protocol
+from provisioning.base import SandboxError
+
+log = logging.getLogger(__name__)
+
+
+class SessionConsumerMixin:
+    """Find the session in the URL and check that the connected user may see it."""
+
+    async def authorise(self) -> LabSession | None:
+        user = self.scope.get("user")
+        session_id = self.scope["url_route"]["kwargs"]["session_id"]
+        if user is None or not user.is_authenticated:
+            return await self.refuse(protocol.UNAUTHENTICATED, "not logged in", session_id)
+        session = await database_sync_to_async(_load)(session_id)
+        if session is None:
+            return await self.refuse(protocol.NOT_FOUND, "no such session", session_id)
+        if not await database_sync_to_async(services.can_view)(user, session):
+            return await self.refuse(protocol.FORBIDDEN, "not the owner", session_id)
+        return session
+
+    async def refuse(self, code: int, reason: str, session_id) -> None:
+        user = self.scope.get("user")
+        log.warning(
+            "websocket refused (%s %s): user=%s session=%s path=%s",
+            code, reason, getattr(user, "username", None) or "-", session_id, self.scope["path"],
+        )  # fmt: skip
+        await self.close(code=code)
+        return None
+
+
+class TerminalConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
+    terminal = None
+    pump: asyncio.Task | None = None
+
+    async def dispatch(self, message) -> None:
+        # Channels closes stale database connections before *every* message, a hop through
+        # the process's one sync thread; a keystroke or an ack touches no database (the
+        # throttled activity write closes its own), so they skip it. Measured in bench/.
+        if message["type"] == "websocket.receive":
+            await self.websocket_receive(message)
+        else:
+            await super().dispatch(message)
+
+    async def connect(self) -> None:
+        await self.accept()
+        session = await self.authorise()
+        if session is None:
+            return
+        tab = int(self.scope["url_route"]["kwargs"]["tab"])
+        if not 1 <= tab <= settings.LABSITE_MAX_TABS:
+            await self.refuse(protocol.POLICY, f"tab {tab} out of range", session.pk)
+            return
+        if session.state != State.RUNNING:
+            await self.refuse(protocol.NOT_RUNNING, f"session is {session.state}", session.pk)
+            return
+        self.session = session
+        self.unacked = 0
+        self.resume = asyncio.Event()
+        self.resume.set()
+        self.tokens, self.refilled = float(protocol.INPUT_RATE_BURST), time.monotonic()
+        self.last_touch = 0.0
+        cols, rows = _size_from_query(self.scope.get("query_string", b""))
+        try:
+            backend = get_backend(session.backend)
+            self.terminal = await backend.open_terminal(
+                sandbox_of(session), tab=tab, cols=cols, rows=rows
+            )
+        except SandboxError as exc:
+            log.warning("terminal of session %s unavailable: %s", session.pk, exc)
+            await self.close(code=protocol.ENGINE_ERROR)
+            return
+        await self.channel_layer.group_add(events.group_name(session.pk), self.channel_name)
+        log.info("terminal attached: session=%s tab=%s user=%s", session.pk, tab,
+                 self.scope["user"].username)  # fmt: skip
+        if self.terminal.replay:
+            await self.send(bytes_data=self.terminal.replay)
+        await self.send(text_data=json.dumps({"type": "status", "state": "attached", "tab": tab}))
+        self.pump = asyncio.get_running_loop().create_task(self.pump_output())
+
+    async def pump_output(self) -> None:
+        """Sandbox → browser, pausing while the browser is more than HIGH bytes behind."""
+        while True:
+            await self.resume.wait()
+            data = await self.terminal.read(protocol.READ_CHUNK)
+            if not data:
+                break
+            self.unacked += len(data)
+            if self.unacked > protocol.HIGH_WATERMARK:
+                self.resume.clear()
+            await self.send(bytes_data=data)
+        # The shell exited (the student typed `exit`): a reconnect starts a fresh one.
+        await self.close(code=1000)
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        size = len(bytes_data or b"") + len(text_data or "")
+        if size > protocol.MAX_INPUT_FRAME:
+            await self.refuse(protocol.POLICY, f"frame of {size} bytes", self.session.pk)
+            return
+        message = _control_message(text_data) if text_data is not None else None
+        if message is not None and message["type"] == "ack":
+            # Acknowledgements are not input (a flood makes the browser send many) and cost
+            # nothing but a subtraction: they are not rate limited.
+            self.acknowledge(message.get("bytes"))
+            return
+        if not self.take_token():
+            await self.refuse(protocol.POLICY, "input over the rate limit", self.session.pk)
+            return
+        if bytes_data is not None:
+            await self.terminal.write(bytes_data)
+            await self.touch()
+        elif message is not None and message["type"] == "resize":
+            cols, rows = _clamp(message.get("cols"), message.get("rows"))
+            await self.terminal.resize(cols=cols, rows=rows)
+
+    def acknowledge(self, acked) -> None:
+        if isinstance(acked, int) and acked > 0:
+            self.unacked = max(0, self.unacked - acked)
+            if self.unacked < protocol.LOW_WATERMARK:
+                self.resume.set()
+
+    def take_token(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(
+            protocol.INPUT_RATE_BURST,
+            self.tokens + (now - self.refilled) * protocol.INPUT_RATE_PER_SECOND,
+        )
+        self.refilled = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+    async def touch(self) -> None:
+        now = time.monotonic()
+        if now - self.last_touch > services.ACTIVITY_WRITE_INTERVAL.total_seconds():
+            self.last_touch = now
+            await database_sync_to_async(services.touch_activity)(self.session.pk)
+
+    async def session_changed(self, event) -> None:
+        session = await database_sync_to_async(_load)(self.session.pk)
+        if session is None or session.state != State.RUNNING:
+            state = session.state if session else "missing"
+            await self.send(text_data=json.dumps({"type": "status", "state": state}))
+            await self.close(code=protocol.SANDBOX_ENDED)
+
+    async def session_progress(self, event) -> None:
+        pass  # only the events socket reports start progress
+
+    async def disconnect(self, code) -> None:
+        if self.pump is not None:
+            self.pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.pump
+        if self.terminal is not None:
+            await self.terminal.close()
+            await self.channel_layer.group_discard(
+                events.group_name(self.session.pk), self.channel_name
+            )
+
+
+class SessionEventsConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
+    session: LabSession | None = None
+
+    async def connect(self) -> None:
+        await self.accept()
+        self.session = await self.authorise()
+        if self.session is None:
+            return
+        self.language = _language(self.scope)
+        await self.channel_layer.group_add(events.group_name(self.session.pk), self.channel_name)
+        await self.session_changed({})
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        pass  # this feed only talks
+
+    async def session_changed(self, event) -> None:
+        with translation.override(self.language):
+            data = await database_sync_to_async(_session_data)(self.session.pk)
+        await self.send(text_data=json.dumps({"type": "session", "session": data}))
+
+    async def session_progress(self, event) -> None:
+        with translation.override(self.language):
+            message = progress_messages.translate(event["message"])
+        await self.send(
+            text_data=json.dumps(
+                {"type": "progress", "percent": event["percent"], "message": message}
+            )
+        )
+
+    async def disconnect(self, code) -> None:
+        if self.session is not None:
+            await self.channel_layer.group_discard(
+                events.group_name(self.session.pk), self.channel_name
+            )
+
+
+def _control_message(text: str) -> dict | None:
+    """A JSON control message with a string ``type``; anything else is ignored."""
+    try:
+        message = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        return None
+    return message
+
+
+def _load(session_id) -> LabSession | None:
+    return LabSession.objects.select_related("lab__module", "owner").filter(pk=session_id).first()
+
+
+def _session_data(session_id) -> dict:
+    return session_json(LabSession.objects.select_related("lab", "owner").get(pk=session_id))
+
+
+def _size_from_query(query: bytes) -> tuple[int, int]:
+    params = parse_qs(query.decode(errors="replace"))
+    return _clamp(params.get("cols", [80])[0], params.get("rows", [24])[0])
+
+
+def _clamp(cols, rows) -> tuple[int, int]:
+    try:
+        cols, rows = int(cols), int(rows)
+    except (TypeError, ValueError):
+        cols, rows = 80, 24
+    return max(1, min(cols, protocol.MAX_COLS)), max(1, min(rows, protocol.MAX_ROWS))
+
+
+def _language(scope) -> str:
+    cookies = scope.get("cookies", {})
+    lang = cookies.get(settings.LANGUAGE_COOKIE_NAME)
+    return lang if lang in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
