@@ -162,5 +162,26 @@ LABSITE_CHECK_TIMEOUT = envint("LABSITE_CHECK_TIMEOUT", 10, minimum=1)
 LABSITE_RECONCILE_SECONDS = envint("LABSITE_RECONCILE_SECONDS", 10, minimum=1)
 #: Terminal tabs a student may open in one session.
 LABSITE_MAX_TABS = envint("LABSITE_MAX_TABS", 4, minimum=1)
+#: Seconds a sandbox may take to start (image build and setup script included) before the
+#: start is given up; VMs boot slowly under software emulation.
+LABSITE_START_TIMEOUT = {
+    "container": envint("LABSITE_START_TIMEOUT", 300, minimum=10),
+    "vm": envint("LABSITE_VM_START_TIMEOUT", 600, minimum=10),
+}
+#: The most one lab may ask for; a lab file asking for more is refused by the loader.
+LABSITE_LAB_LIMITS = {
+    "cpus": float(os.environ.get("LABSITE_LAB_MAX_CPUS", "2")),
+    "memory_mib": envint("LABSITE_LAB_MAX_MEMORY_MIB", 4096, minimum=64),
+    "pids": envint("LABSITE_LAB_MAX_PIDS", 1024, minimum=16),
+    "disk_mib": envint("LABSITE_LAB_MAX_DISK_MIB", 8192, minimum=64),
+}
+#: Linux capabilities a lab file may add to a container. Never SYS_ADMIN, SYS_MODULE,
+#: SYS_PTRACE, SYS_RAWIO, DAC_READ_SEARCH, SYS_BOOT, MAC_ADMIN or ALL: each is a way out.
+LABSITE_ALLOWED_CAPABILITIES = envlist(
+    "LABSITE_ALLOWED_CAPABILITIES",
+    ["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID",
+     "KILL", "SETGID", "SETUID", "SETPCAP", "SETFCAP", "AUDIT_WRITE", "SYS_CHROOT", "MKNOD",
+     "SYS_NICE", "SYS_RESOURCE", "IPC_LOCK", "SYS_TIME"],
+)  # fmt: skip
 
 CSRF_FAILURE_VIEW = "apps.api.views.csrf_failure"

@@ -1,63 +1,24 @@
 """The contract every sandbox backend fulfils.
 
-A *backend* runs sandboxes (a Docker container, a libvirt guest) for one engine
-or host. The Django side keeps one backend object per engine and calls it from
-the reconciler and from the terminal consumer; nothing in this package imports
-Django, so a backend can be exercised from a plain script or a benchmark.
+A *backend* runs sandboxes (a Docker container, a libvirt guest) for one engine or host.
+The Django side keeps one backend object per engine and calls it from the session
+services, the runner and the reconciler; nothing in this package imports Django, so a
+backend can be exercised from a plain script or a benchmark.
 
-What a backend implements (every method is a coroutine; blocking SDK calls go
-through the backend's own bounded executor, never on the event loop):
+To write one, implement every method of ``Backend`` below (each documents what it must
+do, what it returns and when it may be called). Rules that hold for all of them:
 
-``start(spec) -> Sandbox``
-    Create and start the sandbox described by ``spec``. Idempotent: if a
-    sandbox with ``spec.name`` already exists and runs, return it; if it exists
-    but is stopped, remove it and create it anew. Raises ``SandboxError`` with a
-    message a student can read when the engine refuses (image missing, out of
-    memory). May take seconds; progress is reported through ``on_progress``.
+- every method is a coroutine; blocking SDK calls go through the backend's own bounded
+  executors (one per kind of work: interactive calls, checks, slow work such as image
+  builds), never on the event loop, and never so that a slow call delays an interactive one;
+- errors are raised, never returned: ``SandboxError`` when the engine refuses (its
+  ``message`` is fit for a student, its ``detail`` is for the log), ``HostUnavailable``
+  when the engine does not answer at all;
+- the labels of a sandbox (``Sandbox.labels``) are the only state a backend keeps: after a
+  restart of the web site, ``list_sandboxes`` finds everything again.
 
-``stop(sandbox)``
-    Stop and remove the sandbox and everything it owns (overlay disks, networks,
-    volumes). Idempotent: a sandbox that is already gone is not an error (the
-    engine's "not found" and "already being removed" are logged and treated as
-    done).
-
-``status(sandbox) -> SandboxStatus``
-    What the engine says *now*, never a cached answer:
-
-    - before ``start`` was called, or after ``stop``: ``MISSING``;
-    - during a slow start (image being built, guest still booting): ``STARTING``;
-    - running: ``RUNNING``;
-    - exited by itself (the student ran ``halt``, the OOM killer took PID 1):
-      ``EXITED``;
-    - the host does not answer (engine down, connection refused): raises
-      ``HostUnavailable``. The caller decides whether that means "lost": a
-      single failed probe must not destroy a student's work.
-
-``list_sandboxes() -> list[Sandbox]``
-    Every sandbox on this engine that carries ``site`` in its labels. This is
-    how the reconciler adopts sandboxes after a restart and finds orphans: the
-    labels (``Sandbox.labels``) are the only state a backend keeps.
-
-``open_terminal(sandbox, *, tab, cols, rows) -> Terminal``
-    Attach to terminal ``tab`` of the sandbox. The shell lives *inside* the
-    sandbox (tmux in a container, the serial console of a guest), so calling
-    this again after a disconnect reaches the same shell; the returned
-    ``Terminal.replay`` holds recent output to show first.
-
-``run_check(sandbox, script, *, timeout) -> CheckResult``
-    Run ``script`` (a shell script's text) inside the sandbox, outside the
-    student's terminal, and report its exit code and output. A script that
-    runs past ``timeout`` seconds is killed and reported as failed.
-
-``stats(sandbox) -> SandboxStats``
-    Current memory and CPU use, for admins and idle detection.
-
-``host_facts() -> dict``
-    What admins are shown about the engine (version, capacity, and for libvirt whether
-    guests run under KVM or QEMU TCG). Called by the reconciler after each pass.
-
-A new engine is a new module with a class that implements this protocol; see
-"How to add a backend" in the README.
+A new engine is a new package with a class that implements this protocol; see "How to
+add a backend" in the README.
 """
 
 from __future__ import annotations
@@ -75,7 +36,16 @@ LABEL_LAB = "labsite.lab"
 
 
 class SandboxError(Exception):
-    """The engine refused to do what was asked. ``str()`` is fit for a student."""
+    """The engine refused to do what was asked.
+
+    ``message`` (also ``str()``) is fit for a student's page: plain words, no engine
+    output. ``detail`` is what the engine said, for the log and for admins only.
+    """
+
+    def __init__(self, message: str, *, detail: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
 
 
 class HostUnavailable(SandboxError):
@@ -83,6 +53,8 @@ class HostUnavailable(SandboxError):
 
 
 class SandboxStatus(enum.StrEnum):
+    """What an engine says about one sandbox now (see ``Backend.status``)."""
+
     MISSING = "missing"
     STARTING = "starting"
     RUNNING = "running"
@@ -120,15 +92,26 @@ class SandboxSpec:
     #: Optional stronger OCI runtime, e.g. "runsc"; ignored where not installed.
     runtime: str | None = None
     hostname: str = "lab"
+    #: A Dockerfile whose image ``image`` names (``FROM`` a local image); the backend builds
+    #: it once per host, however many sandboxes ask at the same time. Containers only.
+    dockerfile: str = ""
 
 
 @dataclass(frozen=True)
 class Sandbox:
-    """A sandbox as the engine knows it: its id on the engine and its labels."""
+    """A sandbox as the engine knows it: its id on the engine and its labels.
+
+    ``status`` and ``exit_detail`` are filled in by ``list_sandboxes`` (what the engine
+    said at that moment; ``exit_detail`` says why an exited sandbox ended, e.g. "the
+    out-of-memory killer stopped it"); a Sandbox built from a database row leaves them
+    unset.
+    """
 
     name: str
     engine_id: str
     labels: Mapping[str, str]
+    status: SandboxStatus | None = None
+    exit_detail: str = ""
 
     @property
     def session_id(self) -> str | None:
@@ -148,6 +131,9 @@ class SandboxStats:
     memory_bytes: int
     memory_limit_bytes: int
     cpu_percent: float
+    #: Bytes the sandbox has written to its own disk (container layer, guest overlay);
+    #: None where the engine cannot tell.
+    disk_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -184,31 +170,91 @@ class Terminal(Protocol):
 
 @runtime_checkable
 class Backend(Protocol):
-    """See the module docstring for what each method must do."""
+    """One engine or host. One object per engine, shared by every session on it."""
 
     #: Short engine name shown to admins ("docker", "libvirt").
     kind: str
 
     async def start(
-        self, spec: SandboxSpec, on_progress: ProgressCallback | None = None
-    ) -> Sandbox: ...
+        self,
+        spec: SandboxSpec,
+        on_progress: ProgressCallback | None = None,
+        *,
+        timeout: float,
+    ) -> Sandbox:
+        """Create and start the sandbox described by ``spec``; return it once it is usable
+        (a shell can be attached, checks can run).
 
-    async def stop(self, sandbox: Sandbox) -> None: ...
+        Idempotent: if a sandbox named ``spec.name`` already exists and runs, return it; if
+        it exists but is stopped, remove it and create it anew. Builds ``spec.dockerfile``
+        first where one is given. May take seconds (a VM boot: tens of seconds); reports
+        steps through ``on_progress``. ``timeout`` is the caller's budget in seconds for
+        the whole start: past it, raise ``SandboxError`` and leave nothing running.
+        Raises ``SandboxError`` when the engine refuses (image missing, out of memory),
+        ``HostUnavailable`` when it does not answer. May be cancelled (the session was
+        stopped meanwhile): the caller then calls ``stop``.
+        """
+        ...
 
-    async def status(self, sandbox: Sandbox) -> SandboxStatus: ...
+    async def stop(self, sandbox: Sandbox) -> None:
+        """Stop and remove the sandbox and everything it owns (overlay disks, networks,
+        volumes). Idempotent: a sandbox that is already gone is not an error (the engine's
+        "not found" and "already being removed" are logged and treated as done). May be
+        called at any time, also while ``start`` of the same sandbox is still running
+        elsewhere. Raises ``HostUnavailable`` when the engine does not answer (the caller
+        retries later)."""
+        ...
 
-    async def list_sandboxes(self) -> list[Sandbox]: ...
+    async def status(self, sandbox: Sandbox) -> SandboxStatus:
+        """What the engine says *now*, never a cached answer:
 
-    async def open_terminal(
-        self, sandbox: Sandbox, *, tab: int, cols: int, rows: int
-    ) -> Terminal: ...
+        - before ``start`` was called, or after ``stop``: ``MISSING``;
+        - during a slow start (image being built, guest still booting): ``STARTING``;
+        - running: ``RUNNING``;
+        - ended by itself (the student ran ``poweroff``, PID 1 died, the OOM killer took
+          it, the engine restarted without it): ``EXITED``;
+        - the host does not answer (engine down, connection refused): raises
+          ``HostUnavailable``. The caller decides whether that means "lost": a single
+          failed probe must not end a student's session.
+        """
+        ...
 
-    async def run_check(self, sandbox: Sandbox, script: str, *, timeout: float) -> CheckResult: ...
+    async def list_sandboxes(self) -> list[Sandbox]:
+        """Every sandbox on this engine that carries this site in its labels, running or
+        not, each with its ``status`` (and ``exit_detail`` if it exited). This is how the
+        reconciler adopts sandboxes after a restart, finds orphans, and notices sandboxes
+        that ended by themselves, all in one call per pass. Raises ``HostUnavailable``."""
+        ...
 
-    async def stats(self, sandbox: Sandbox) -> SandboxStats: ...
+    async def open_terminal(self, sandbox: Sandbox, *, tab: int, cols: int, rows: int) -> Terminal:
+        """Attach to terminal ``tab`` (1-based) of a running sandbox at the given size.
 
-    async def host_facts(self) -> dict[str, Any]: ...
+        The shell lives *inside* the sandbox (tmux in a container, the serial console of a
+        guest), so calling this again after a disconnect, from any process, reaches the same
+        shell; ``Terminal.replay`` holds recent output to show first. Raises
+        ``SandboxError`` if the sandbox is not running or the tab cannot exist."""
+        ...
+
+    async def run_check(self, sandbox: Sandbox, script: str, *, timeout: float) -> CheckResult:
+        """Run ``script`` (a shell script's text) inside the sandbox, outside the student's
+        terminal, and report its exit code and output.
+
+        The interpreter and basic tools must be ones the student cannot replace (see each
+        backend for what it guarantees). The backend enforces ``timeout`` itself, from the
+        outside: a script still running then is killed and reported with
+        ``timed_out=True``, however the sandbox behaves. Raises ``SandboxError`` if the
+        sandbox is not running."""
+        ...
+
+    async def stats(self, sandbox: Sandbox) -> SandboxStats:
+        """Current memory, CPU and disk use, for admins, idle detection and disk limits."""
+        ...
+
+    async def host_facts(self) -> dict[str, Any]:
+        """What admins are shown about the engine (version, capacity, and for libvirt
+        whether guests run under KVM or QEMU TCG). Called by the reconciler after a pass."""
+        ...
 
     async def close(self) -> None:
-        """Release connections and the executor."""
+        """Release connections and the executors."""
         ...

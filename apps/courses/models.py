@@ -94,6 +94,8 @@ class Lab(models.Model):
     cpus = models.FloatField(default=0.5)
     memory_mib = models.PositiveIntegerField(default=256)
     pids = models.PositiveIntegerField(default=128)
+    #: What the sandbox may write to its own disk, in MiB.
+    disk_mib = models.PositiveIntegerField(default=1024)
     capabilities = models.JSONField(default=list, blank=True)
     network = models.CharField(max_length=16, default="none")
     #: Optional stronger OCI runtime (e.g. "runsc" for gVisor), used where the host has it.

@@ -20,6 +20,7 @@ from apps.sessions.engines import DEFAULT_KEY_FOR_KIND
 from apps.sessions.errors import LabError
 from apps.sessions.models import LIVE_STATES, EndReason, LabSession, State
 from apps.sessions.specs import sandbox_name
+from provisioning.base import SandboxStatus
 
 #: Activity is written at most this often per session, so typing costs no database load.
 ACTIVITY_WRITE_INTERVAL = timedelta(seconds=30)
@@ -119,6 +120,34 @@ def touch_activity(session_id, now=None) -> None:
     LabSession.objects.filter(
         pk=session_id, last_activity_at__lt=now - ACTIVITY_WRITE_INTERVAL
     ).update(last_activity_at=now)
+
+
+def gone_message(status: SandboxStatus, detail: str = "") -> str:
+    if status == SandboxStatus.EXITED:
+        message = _(
+            "Your lab environment stopped by itself (for example after poweroff, or when its "
+            "main process ended or ran out of memory). Start the lab again to get a fresh one."
+        )
+        return f"{message} ({detail})" if detail else message
+    return _(
+        "Your lab environment disappeared (the server may have restarted). "
+        "Start the lab again to get a fresh one."
+    )
+
+
+def end_gone(session_id, status: SandboxStatus, detail: str = "") -> bool:
+    """End a running session whose sandbox is gone (MISSING) or ended by itself (EXITED).
+    Returns False if the session was not running any more."""
+    now = timezone.now()
+    return bool(
+        LabSession.objects.filter(pk=session_id, state=State.RUNNING).update(
+            state=State.FAILED,
+            end_reason=EndReason.EXITED if status == SandboxStatus.EXITED else EndReason.LOST,
+            failure_message=gone_message(status, detail),
+            ended_at=now,
+            updated_at=now,
+        )
+    )
 
 
 def _active(user, lab: Lab) -> LabSession | None:

@@ -98,6 +98,7 @@ class Migration(migrations.Migration):
                 ("cpus", models.FloatField(default=0.5)),
                 ("memory_mib", models.PositiveIntegerField(default=256)),
                 ("pids", models.PositiveIntegerField(default=128)),
+                ("disk_mib", models.PositiveIntegerField(default=1024)),
                 ("capabilities", models.JSONField(blank=True, default=list)),
                 ("network", models.CharField(default="none", max_length=16)),
                 ("runtime", models.CharField(blank=True, max_length=32)),

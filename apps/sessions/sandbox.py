@@ -1,0 +1,193 @@
+"""The one door from the site to a session's sandbox on its engine.
+
+The API, the terminal consumer, the admin, the runner and the reconciler reach a sandbox
+only through these functions; nothing else calls a backend. Each turns the engine's
+answer into what the site needs: a state change in the database when the sandbox turns
+out to be gone, and a ``LabError`` in words a student understands instead of an engine
+error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from datetime import timedelta
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from apps.courses.models import Step
+from apps.courses.progress import record_pass
+from apps.sessions import events, services
+from apps.sessions.engines import get_backend
+from apps.sessions.errors import LabError
+from apps.sessions.models import LabSession, State
+from apps.sessions.serializers import check_json
+from apps.sessions.specs import sandbox_of, sandbox_spec
+from provisioning.base import (
+    CheckResult,
+    HostUnavailable,
+    ProgressCallback,
+    Sandbox,
+    SandboxError,
+    SandboxStatus,
+    Terminal,
+)
+
+log = logging.getLogger(__name__)
+#: A session's checks start at least this far apart, whoever presses Check.
+CHECK_INTERVAL = timedelta(seconds=1)
+#: The server gives a check this long past its own timeout before it stops waiting.
+CHECK_GRACE = 3.0
+
+
+class SandboxEnded(LabError):
+    """The sandbox is gone or stopped by itself; the session has been ended."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("sandbox_ended", message, 409)
+
+
+# -- starting and stopping (the runner) --------------------------------------------------------
+
+
+async def start(session: LabSession, on_progress: ProgressCallback) -> Sandbox:
+    timeout = settings.LABSITE_START_TIMEOUT[session.lab.kind]
+    backend = get_backend(session.backend)
+    # The backend enforces the timeout; this one is the server's own, for a backend that
+    # does not come back at all.
+    return await asyncio.wait_for(
+        backend.start(sandbox_spec(session), on_progress, timeout=timeout), timeout + 30
+    )
+
+
+async def stop(session: LabSession) -> None:
+    await get_backend(session.backend).stop(sandbox_of(session))
+
+
+# -- terminals (the consumer) ------------------------------------------------------------------
+
+
+async def open_terminal(session: LabSession, *, tab: int, cols: int, rows: int) -> Terminal:
+    """Attach to a running session's terminal. Raises ``SandboxEnded`` when the sandbox is
+    gone (and ends the session), ``LabError`` when the engine cannot be reached."""
+    backend = get_backend(session.backend)
+    try:
+        return await backend.open_terminal(sandbox_of(session), tab=tab, cols=cols, rows=rows)
+    except HostUnavailable as exc:
+        log.warning("terminal of session %s: host unavailable: %s", session.pk, exc)
+        raise _unreachable() from exc
+    except SandboxError as exc:
+        log.warning("terminal of session %s: %s %s", session.pk, exc, exc.detail)
+        await _end_if_gone(session)
+        raise LabError("terminal_failed", _("The terminal could not be opened."), 409) from exc
+
+
+# -- checks (the API) --------------------------------------------------------------------------
+
+
+async def check_step(user, session: LabSession, number: int) -> dict:
+    """Run step ``number``'s check in the session's sandbox and record a pass.
+
+    At most one check per session runs at a time, at most one a second, in any process
+    (a conditional UPDATE on the row); the deadline is enforced here and by the backend,
+    never by the sandbox's own tools."""
+    step = await database_sync_to_async(
+        Step.objects.filter(lab_id=session.lab_id, number=number).first
+    )()
+    if step is None:
+        raise LabError("not_found", _("This lab has no step %(n)d.") % {"n": number}, 404)
+    if session.state != State.RUNNING:
+        raise LabError("not_running", _("Start the lab before checking a step."), 409)
+    if not step.check_script.strip():
+        raise LabError("no_check", _("This step has no automatic check."), 409)
+    timeout = settings.LABSITE_CHECK_TIMEOUT
+    if not await _claim_check(session.pk, timeout):
+        raise LabError(
+            "check_busy", _("A check of this lab is still running; wait for its result."), 429
+        )
+    try:
+        result = await _run_check(session, step.check_script, timeout)
+    finally:
+        await _release_check(session.pk)
+    if result.timed_out:
+        stopped = _("The check took too long and was stopped.")
+        result = dataclasses.replace(result, output=f"{result.output}\n{stopped}".strip())
+    if result.passed and session.owner_id == user.pk:
+        await database_sync_to_async(record_pass)(user, step)
+    await database_sync_to_async(services.touch_activity)(session.pk)
+    return check_json(number, result)
+
+
+async def _run_check(session: LabSession, script: str, timeout: float) -> CheckResult:
+    backend = get_backend(session.backend)
+    try:
+        return await asyncio.wait_for(
+            backend.run_check(sandbox_of(session), script, timeout=timeout), timeout + CHECK_GRACE
+        )
+    except TimeoutError:
+        log.warning("check in session %s outran the server's deadline", session.pk)
+        return CheckResult(passed=False, exit_code=None, output="", timed_out=True)
+    except HostUnavailable as exc:
+        log.warning("check in session %s: host unavailable: %s", session.pk, exc)
+        raise _unreachable() from exc
+    except SandboxError as exc:
+        log.warning("check in session %s could not run: %s %s", session.pk, exc, exc.detail)
+        await _end_if_gone(session)
+        raise LabError(
+            "check_failed", _("The check could not run: %(e)s") % {"e": exc}, 409
+        ) from exc
+
+
+@database_sync_to_async
+def _claim_check(session_id, timeout: float) -> bool:
+    now = timezone.now()
+    return bool(
+        LabSession.objects.filter(pk=session_id, state=State.RUNNING)
+        .filter(Q(check_busy_until__isnull=True) | Q(check_busy_until__lt=now))
+        .filter(Q(last_check_at__isnull=True) | Q(last_check_at__lte=now - CHECK_INTERVAL))
+        .update(
+            check_busy_until=now + timedelta(seconds=timeout + CHECK_GRACE + 1),
+            last_check_at=now,
+        )
+    )
+
+
+@database_sync_to_async
+def _release_check(session_id) -> None:
+    LabSession.objects.filter(pk=session_id).update(check_busy_until=None)
+
+
+# -- a sandbox that is gone --------------------------------------------------------------------
+
+
+async def _end_if_gone(session: LabSession) -> None:
+    """After an engine error: if the sandbox no longer runs, end the session and say why."""
+    try:
+        status = await get_backend(session.backend).status(sandbox_of(session))
+    except HostUnavailable:
+        return  # nothing is known; an engine that does not answer never ends a session
+    if status in (SandboxStatus.MISSING, SandboxStatus.EXITED):
+        await note_gone(session.pk, status)
+        raise SandboxEnded(services.gone_message(status))
+
+
+async def note_gone(session_id, status: SandboxStatus, detail: str = "") -> bool:
+    """End a running session whose sandbox vanished or stopped by itself; tell its pages."""
+    ended = await database_sync_to_async(services.end_gone)(session_id, status, detail)
+    if ended:
+        log.warning("session %s: its sandbox is %s %s", session_id, status, detail)
+        await events.session_changed(session_id)
+    return ended
+
+
+def _unreachable() -> LabError:
+    return LabError(
+        "engine_unavailable",
+        _("The lab servers cannot be reached right now. Please try again in a minute."),
+        503,
+    )
