@@ -51,7 +51,7 @@ async def one_run(backend: LibvirtBackend, template: str, run: int) -> list[str]
         labels={LABEL_SITE: SITE, LABEL_SESSION: name},
         resources=RESOURCES.get(template, Resources()),
     )
-    sandbox = await backend.start(spec)
+    sandbox = await backend.start(spec, timeout=600)
     marks = backend.start_timings.get(name, {})
     stopped = time.monotonic()
     await backend.stop(sandbox)

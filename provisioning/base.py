@@ -112,6 +112,8 @@ class Sandbox:
     labels: Mapping[str, str]
     status: SandboxStatus | None = None
     exit_detail: str = ""
+    #: Bytes written to the sandbox's own disk, where the listing reports it cheaply.
+    disk_bytes: int | None = None
 
     @property
     def session_id(self) -> str | None:

@@ -33,6 +33,9 @@ def _test_settings(settings, tmp_path):
     settings.CONTENT_DIR = FIXTURE_CONTENT
     # Real password hashing costs ~100 ms a login; the tests log in hundreds of times.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # django.test.Client.login passes no request, which django-axes needs; the login
+    # throttle has its own test with it on.
+    settings.AXES_ENABLED = False
     settings.STORAGES = {
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

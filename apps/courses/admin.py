@@ -25,9 +25,30 @@ class StepInline(admin.TabularInline):
 
 @admin.register(Lab)
 class LabAdmin(admin.ModelAdmin):
+    """Labs come from content/ (``load_content``), where the loader holds them to the site's
+    limits and allowed capabilities. What a lab's sandbox is, and may do, is therefore
+    read-only here: an edit would bypass those checks (and be undone by the next load)."""
+
     list_display = ("title", "module", "kind", "status", "environment")
     list_filter = ("kind", "status")
+    readonly_fields = (
+        "kind",
+        "environment",
+        "dockerfile",
+        "runtime",
+        "cpus",
+        "memory_mib",
+        "pids",
+        "disk_mib",
+        "capabilities",
+        "network",
+        "setup_script",
+        "source_dir",
+    )
     inlines = [StepInline]
+
+    def has_add_permission(self, request) -> bool:
+        return False
 
 
 @admin.register(StepProgress)

@@ -2,25 +2,107 @@
 
 Nothing here touches the database: ``read_course`` either returns a whole, valid course
 or raises ``ContentError`` naming the file and line. ``apps.courses.sync`` writes it.
+
+A lab file is written by a course author, not by the host's operator, so nothing it says
+may reach beyond what the operator allows (``LabPolicy``): capabilities come from
+``LABSITE_ALLOWED_CAPABILITIES``, resources stay within ``LABSITE_LAB_LIMITS``, and every
+file read must resolve inside the content folder (symlinks out of it are refused).
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from apps.courses.rendering import render_markdown
 
 NUMBERED = re.compile(r"^(\d+)-([a-z0-9][a-z0-9-]*)$")
 LAB_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+#: The names provisioning.libvirt accepts: a template is a folder, so no '/' or '..'.
+TEMPLATE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 KINDS = {"container", "vm"}
 STATUSES = {"ready", "planned"}
 NETWORKS = {"none", "isolated"}
-CAPABILITY = re.compile(r"^[A-Z_]+$")
+CAPABILITY = re.compile(r"^[A-Z][A-Z_]*$")
+#: lab.yaml's name under ``resources:`` -> (the Lab field and limit key, its default).
+RESOURCES: dict[str, tuple[str, float]] = {
+    "cpus": ("cpus", 0.5),
+    "memory": ("memory_mib", 256),
+    "pids": ("pids", 128),
+    "disk": ("disk_mib", 1024),
+}
+UNITS = {"memory_mib": " MiB", "disk_mib": " MiB"}
+
+
+class PolicyError(ValueError):
+    """A value a lab asks for is outside what the host allows (plain English)."""
+
+
+def capability_name(value: str) -> str:
+    """``cap_net_admin``, ``CAP_NET_ADMIN`` and ``net_admin`` are all ``NET_ADMIN``."""
+    return value.strip().upper().removeprefix("CAP_")
+
+
+@dataclass(frozen=True)
+class LabPolicy:
+    """What one lab may ask of the host. ``from_settings()`` is the site's policy; tests
+    and other callers may pass their own."""
+
+    #: The most a lab may ask for, keyed by Lab field: cpus, memory_mib, pids, disk_mib.
+    limits: Mapping[str, float]
+    #: Capability names as stored (upper case, no CAP_ prefix). ALL is never one of them.
+    capabilities: frozenset[str]
+
+    @classmethod
+    def from_settings(cls) -> LabPolicy:
+        limits = dict(settings.LABSITE_LAB_LIMITS)
+        if missing := {name for name, _ in RESOURCES.values()} - set(limits):
+            raise ImproperlyConfigured(f"LABSITE_LAB_LIMITS has no {', '.join(sorted(missing))}")
+        return cls(
+            limits=limits,
+            capabilities=frozenset(
+                capability_name(c) for c in settings.LABSITE_ALLOWED_CAPABILITIES
+            )
+            - {"ALL"},
+        )
+
+    def capability(self, value: object) -> str:
+        """The stored name of ``value``, or PolicyError if the allowlist does not have it."""
+        allowed = ", ".join(sorted(self.capabilities)) or "none"
+        if not isinstance(value, str) or not CAPABILITY.match(name := capability_name(value)):
+            raise PolicyError(f"{value!r} is not a capability name like NET_ADMIN")
+        if name == "ALL":
+            raise PolicyError(
+                f"ALL would grant every capability; name the ones needed from: {allowed}"
+            )
+        if name not in self.capabilities:
+            raise PolicyError(f"capability {name} is not allowed on this site; allowed: {allowed}")
+        return name
+
+    def resource(self, field: str, value: object) -> float | int:
+        """``value`` as the Lab field ``field`` stores it, or PolicyError if it is not a
+        positive number within the limit (memory, pids and disk are whole numbers)."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise PolicyError(f"must be a number, not {value!r}")
+        if not math.isfinite(value) or value <= 0:
+            raise PolicyError(f"must be a number greater than 0, not {value}")
+        if field != "cpus" and value != int(value):
+            raise PolicyError(f"must be a whole number, not {value}")
+        limit, unit = self.limits[field], UNITS.get(field, "")
+        if value > limit:
+            raise PolicyError(
+                f"{value:g}{unit} is more than a lab may ask for on this site: at most "
+                f"{limit:g}{unit} (LABSITE_LAB_LIMITS['{field}'])"
+            )
+        return float(value) if field == "cpus" else int(value)
 
 
 class ContentError(Exception):
@@ -56,6 +138,7 @@ class LabData:
     cpus: float
     memory_mib: int
     pids: int
+    disk_mib: int
     capabilities: list[str]
     network: str
     runtime: str
@@ -88,19 +171,59 @@ class CourseData:
     modules: list[ModuleData] = field(default_factory=list)
 
 
+class _Files:
+    """Reads the files of one content folder, refusing any path that resolves outside it
+    (a symlink to /etc/passwd, or to a folder elsewhere). Symlinks within it are fine."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = _resolve(root)
+
+    def inside(self, path: Path) -> Path:
+        target = _resolve(path)
+        if not target.is_relative_to(self.root):
+            raise ContentError(
+                path, None, f"leads outside the content folder {self.root} (to {target})"
+            )
+        return path
+
+    def text(self, path: Path) -> str:
+        if not self.inside(path).is_file():
+            raise ContentError(path, None, "file is missing")
+        try:
+            return path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ContentError(path, None, "not UTF-8 text") from None
+        except OSError as exc:
+            raise ContentError(path, None, f"cannot be read: {exc.strerror}") from None
+
+    def optional(self, path: Path) -> str:
+        return self.text(path) if self.inside(path).is_file() else ""
+
+    def folder(self, path: Path) -> bool:
+        """``path`` is a folder inside the content folder (False if it is not there)."""
+        return self.inside(path).is_dir()
+
+
+def _resolve(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise ContentError(path, None, f"cannot be followed: {exc}") from None
+
+
 class _Yaml:
-    """A YAML mapping that remembers the line of each key, for error messages."""
+    """A YAML mapping that remembers the line of each key, for error messages. Lines of
+    list items are kept too, as ``key.0``, ``key.1``..."""
 
     def __init__(self, path: Path, data: dict[str, Any], lines: dict[str, int]) -> None:
         self.path, self.data, self.lines = path, data, lines
 
     @classmethod
-    def read(cls, path: Path) -> _Yaml:
-        if not path.is_file():
-            raise ContentError(path, None, "file is missing")
-        text = path.read_text(encoding="utf-8")
+    def read(cls, files: _Files, path: Path) -> _Yaml:
+        text = files.text(path)
         try:
             node = yaml.compose(text, Loader=yaml.SafeLoader)
+            lines = _key_lines(node, "", set())
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
@@ -109,7 +232,7 @@ class _Yaml:
             raise ContentError(path, line, f"invalid YAML: {problem}") from None
         if not isinstance(data, dict) or node is None:
             raise ContentError(path, 1, "expected a mapping of keys to values")
-        return cls(path, data, _key_lines(node))
+        return cls(path, data, lines)
 
     def error(self, key: str, message: str) -> ContentError:
         return ContentError(self.path, self.lines.get(key, 1), message)
@@ -134,8 +257,10 @@ class _Yaml:
         value = self.data.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.error(key, f"'{key}' must be a number, not {value!r}")
-        if value <= low:
-            raise self.error(key, f"'{key}' must be greater than {low}")
+        if not math.isfinite(value) or value <= low:
+            raise self.error(key, f"'{key}' must be a number greater than {low}")
+        if kind is int and value != int(value):
+            raise self.error(key, f"'{key}' must be a whole number, not {value}")
         return kind(value)
 
     def section(self, key: str) -> _Yaml:
@@ -143,21 +268,39 @@ class _Yaml:
         if not isinstance(value, dict):
             raise self.error(key, f"'{key}' must be a mapping")
         line = self.lines.get(key, 1)
-        return _Yaml(self.path, value, {k: self.lines.get(f"{key}.{k}", line) for k in value})
+        lines = {k[len(key) + 1 :]: n for k, n in self.lines.items() if k.startswith(f"{key}.")}
+        return _Yaml(self.path, value, {k: lines.get(k, line) for k in value} | lines)
 
 
-def _key_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
-    lines: dict[str, int] = {}
+def _key_lines(node: yaml.Node | None, prefix: str, seen: set[int]) -> dict[str, int]:
+    """The line of every key and list item under ``node``. Aliases (``*name``) are refused:
+    content has no use for them, and a few nested ones would make this walk endless."""
+    if id(node) in seen:
+        raise yaml.YAMLError("aliases (*name) are not supported in content files")
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = f"{prefix}{key_node.value}"
-            lines[key] = key_node.start_mark.line + 1
-            lines.update(_key_lines(value_node, key + "."))
+        children = [(str(k.value), k, v) for k, v in node.value]
+    elif isinstance(node, yaml.SequenceNode):
+        children = [(str(i), v, v) for i, v in enumerate(node.value)]
+    else:
+        return {}
+    lines: dict[str, int] = {}
+    for name, mark_node, value_node in children:
+        key = f"{prefix}{name}"
+        lines[key] = mark_node.start_mark.line + 1
+        lines.update(_key_lines(value_node, key + ".", seen))
     return lines
 
 
-def read_course(course_dir: Path) -> CourseData:
-    meta = _Yaml.read(course_dir / "course.yaml")
+def read_course(
+    course_dir: Path, policy: LabPolicy | None = None, root: Path | None = None
+) -> CourseData:
+    """Read ``course_dir``. Every file must resolve inside ``root`` (the content folder,
+    by default the course's parent); labs are held to ``policy`` (by default the site's)."""
+    files = _Files(course_dir.parent if root is None else root)
+    policy = policy or LabPolicy.from_settings()
+    files.inside(course_dir)
+    meta = _Yaml.read(files, course_dir / "course.yaml")
     course = CourseData(
         slug=course_dir.name,
         title=meta.text("title"),
@@ -165,30 +308,30 @@ def read_course(course_dir: Path) -> CourseData:
         summary=meta.text("summary", required=False),
         summary_en=meta.text("summary_en", required=False),
     )
-    for number, slug, path in _numbered_dirs(course_dir):
-        course.modules.append(_read_module(course.slug, number, slug, path))
+    for number, slug, path in _numbered_dirs(files, course_dir):
+        course.modules.append(_read_module(files, policy, course.slug, number, slug, path))
     if not course.modules:
         raise ContentError(course_dir, None, "a course needs at least one NN-slug module folder")
     return course
 
 
-def _numbered_dirs(parent: Path) -> list[tuple[int, str, Path]]:
+def _numbered_dirs(files: _Files, parent: Path) -> list[tuple[int, str, Path]]:
     found = []
     for path in sorted(parent.iterdir()):
-        if path.is_dir() and (match := NUMBERED.match(path.name)):
+        if (match := NUMBERED.match(path.name)) and files.folder(path):
             found.append((int(match[1]), match[2], path))
     return found
 
 
-def _read_module(course_slug: str, number: int, slug: str, path: Path) -> ModuleData:
-    meta = _Yaml.read(path / "module.yaml")
-    lesson = path / "lesson.md"
-    if not lesson.is_file():
-        raise ContentError(lesson, None, "file is missing")
+def _read_module(
+    files: _Files, policy: LabPolicy, course_slug: str, number: int, slug: str, path: Path
+) -> ModuleData:
+    meta = _Yaml.read(files, path / "module.yaml")
     rendered = render_markdown(
-        _without_title(lesson.read_text(encoding="utf-8")),
+        _without_title(files.text(path / "lesson.md")),
         asset_base_url=f"/assets/{course_slug}/{path.name}/",
     )
+    _check_diagrams(files, path / "diagrams")
     module = ModuleData(
         number=number,
         slug=slug,
@@ -200,10 +343,18 @@ def _read_module(course_slug: str, number: int, slug: str, path: Path) -> Module
         source_dir=str(path),
     )
     labs_dir = path / "labs"
-    if labs_dir.is_dir():
-        for order, lab_dir in enumerate(sorted(p for p in labs_dir.iterdir() if p.is_dir())):
-            module.labs.append(_read_lab(lab_dir, order))
+    if files.folder(labs_dir):
+        lab_dirs = sorted(p for p in labs_dir.iterdir() if files.folder(p))
+        for order, lab_dir in enumerate(lab_dirs):
+            module.labs.append(_read_lab(files, policy, lab_dir, order))
     return module
+
+
+def _check_diagrams(files: _Files, diagrams_dir: Path) -> None:
+    """The site serves these to browsers: none may lead outside the content folder."""
+    if files.folder(diagrams_dir):
+        for path in diagrams_dir.iterdir():
+            files.inside(path)
 
 
 def _without_title(text: str) -> str:
@@ -214,20 +365,24 @@ def _without_title(text: str) -> str:
     return text
 
 
-def _read_lab(path: Path, order: int) -> LabData:
+def _read_lab(files: _Files, policy: LabPolicy, path: Path, order: int) -> LabData:
     if not LAB_SLUG.match(path.name):
         raise ContentError(path, None, "a lab folder name must be lowercase letters, digits, '-'")
-    meta = _Yaml.read(path / "lab.yaml")
+    meta = _Yaml.read(files, path / "lab.yaml")
     env = meta.section("environment")
-    res = meta.section("resources")
     kind = env.choice("kind", KINDS)
     environment = env.text("image" if kind == "container" else "template")
-    capabilities = meta.data.get("capabilities") or []
-    if not isinstance(capabilities, list) or not all(
-        isinstance(c, str) and CAPABILITY.match(c) for c in capabilities
-    ):
-        raise meta.error("capabilities", "'capabilities' must be a list like [NET_ADMIN]")
-    dockerfile = path / "Dockerfile"
+    if kind == "vm" and not TEMPLATE.match(environment):
+        raise env.error(
+            "template", f"'template' must be a template name like tiny, not {environment!r}"
+        )
+    dockerfile = files.optional(path / "Dockerfile")
+    if dockerfile and kind == "vm":
+        raise ContentError(
+            path / "Dockerfile",
+            None,
+            "a vm lab boots a template; only container labs have a Dockerfile",
+        )
     lab = LabData(
         slug=path.name,
         order=meta.number("order", order + 1, int) if "order" in meta.data else order + 1,
@@ -237,23 +392,55 @@ def _read_lab(path: Path, order: int) -> LabData:
         kind=kind,
         status=meta.choice("status", STATUSES),
         environment=environment,
-        dockerfile=dockerfile.read_text(encoding="utf-8") if dockerfile.is_file() else "",
-        cpus=res.number("cpus", 0.5, float),
-        memory_mib=res.number("memory", 256, int),
-        pids=res.number("pids", 128, int),
-        capabilities=[c.upper() for c in capabilities],
+        dockerfile=dockerfile,
+        **_resources(meta.section("resources"), policy),
+        capabilities=_capabilities(meta, policy),
         network=meta.choice("network", NETWORKS, default="none"),
         runtime=env.text("runtime", required=False),
         time_limit_minutes=meta.number("time_limit", 45, int),
-        setup_script=_optional(path / "setup.sh"),
+        setup_script=files.optional(path / "setup.sh"),
         source_dir=str(path),
     )
-    lab.steps = _read_steps(path / "steps", lab.status == "ready")
+    lab.steps = _read_steps(files, path / "steps", lab.status == "ready")
     return lab
 
 
-def _read_steps(steps_dir: Path, required: bool) -> list[StepData]:
-    if not steps_dir.is_dir():
+def _resources(res: _Yaml, policy: LabPolicy) -> dict[str, Any]:
+    """``resources:`` as Lab fields. A resource left out gets its default, or the site's
+    limit where that is lower."""
+    for key in res.data:
+        if key not in RESOURCES:
+            raise res.error(key, f"unknown resource {key!r}; known: {', '.join(RESOURCES)}")
+    values = {}
+    for key, (name, default) in RESOURCES.items():
+        value = res.data.get(key, min(default, policy.limits[name]))
+        try:
+            values[name] = policy.resource(name, value)
+        except PolicyError as exc:
+            raise res.error(key, f"resources.{key}: {exc}") from None
+    return values
+
+
+def _capabilities(meta: _Yaml, policy: LabPolicy) -> list[str]:
+    """``capabilities:`` as stored: allowed names only, upper case, no CAP_, no repeats."""
+    values = meta.data.get("capabilities")
+    if values is None:
+        return []
+    if not isinstance(values, list):
+        raise meta.error("capabilities", "'capabilities' must be a list like [NET_ADMIN]")
+    names: list[str] = []
+    for index, value in enumerate(values):
+        try:
+            name = policy.capability(value)
+        except PolicyError as exc:
+            raise meta.error(f"capabilities.{index}", f"capabilities: {exc}") from None
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def _read_steps(files: _Files, steps_dir: Path, required: bool) -> list[StepData]:
+    if not files.folder(steps_dir):
         if required:
             raise ContentError(steps_dir, None, "a ready lab needs a steps/ folder")
         return []
@@ -262,8 +449,7 @@ def _read_steps(steps_dir: Path, required: bool) -> list[StepData]:
         match = NUMBERED.match(md.stem)
         if not match:
             raise ContentError(md, None, "step files are named NN-slug.md")
-        text = md.read_text(encoding="utf-8")
-        first, _, body = text.partition("\n")
+        first, _, body = files.text(md).partition("\n")
         if not first.startswith("# "):
             raise ContentError(md, 1, "the first line must be the step's title: '# 标题'")
         steps.append(
@@ -272,8 +458,8 @@ def _read_steps(steps_dir: Path, required: bool) -> list[StepData]:
                 slug=match[2],
                 title=first[2:].strip(),
                 body_html=render_markdown(body).html,
-                check_script=_optional(md.with_suffix(".check")),
-                solve_script=_optional(md.with_suffix(".solve")),
+                check_script=files.optional(md.with_suffix(".check")),
+                solve_script=files.optional(md.with_suffix(".solve")),
             )
         )
     numbers = [s.number for s in steps]
@@ -282,7 +468,3 @@ def _read_steps(steps_dir: Path, required: bool) -> list[StepData]:
     if required and not steps:
         raise ContentError(steps_dir, None, "a ready lab needs at least one step")
     return steps
-
-
-def _optional(path: Path) -> str:
-    return path.read_text(encoding="utf-8") if path.is_file() else ""

@@ -11,4 +11,4 @@ class SessionsConfig(AppConfig):
     verbose_name = _("Lab sessions")
 
     def ready(self) -> None:
-        from apps.sessions import system_checks  # noqa: F401  (registers system checks)
+        from apps.sessions import signals, system_checks  # noqa: F401  (registers them)

@@ -72,9 +72,11 @@ class LabSession(models.Model):
     #: The worker renews the lease while it works; another takes over only once it lapses.
     lease_owner = models.CharField(max_length=80, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
-    #: A check runs until this time (one at a time per session, in any process).
+    #: A check runs until this time (one at a time per session, in any process), and the
+    #: number of checks started in the current minute (the rate limit).
     check_busy_until = models.DateTimeField(null=True, blank=True)
-    last_check_at = models.DateTimeField(null=True, blank=True)
+    check_window_started_at = models.DateTimeField(null=True, blank=True)
+    checks_in_window = models.PositiveSmallIntegerField(default=0)
     #: Bumped on every change the page should hear about.
     updated_at = models.DateTimeField(auto_now=True)
 

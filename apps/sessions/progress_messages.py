@@ -24,6 +24,20 @@ FIXED = [
     gettext_noop("setting up the lab"),
     gettext_noop("waiting for the VM's agent"),
 ]
+#: What backends say when they refuse (``SandboxError.message``), so runner can translate it.
+ENGINE_MESSAGES = [
+    gettext_noop("The lab environment took too long to start."),
+    gettext_noop("This lab's image is not available on the lab server."),
+    gettext_noop("This lab's image could not be built."),
+    gettext_noop("The lab's network could not be created."),
+    gettext_noop("The lab environment could not be created."),
+    gettext_noop("The lab's setup did not complete."),
+    gettext_noop("The sandbox is not running."),
+    gettext_noop("The sandbox could not be removed."),
+    gettext_noop("The lab servers cannot be reached."),
+    gettext_noop("The terminal could not be attached."),
+    gettext_noop("The check could not be started."),
+]
 PATTERNS = [
     (re.compile(r"^booting the VM \((?P<n>\d+) s\)$"), gettext_noop("booting the VM (%(n)s s)")),
     (re.compile(r"^starting the VM \((?P<n>\w+)\)$"), gettext_noop("starting the VM (%(n)s)")),

@@ -1,10 +1,12 @@
 """One loop that makes the engines match the database.
 
-Each pass: start what was requested and not picked up, finish stops, stop what ran past
-its time limit or sat idle, adopt sandboxes that belong to live sessions, remove
-sandboxes the database does not know (orphans), and mark sessions whose sandbox vanished.
-A single failed probe of a host never ends a session: only an engine that answers
-"no such sandbox" does.
+Each pass: stop what ran past its time limit or sat idle, hand every start and stop that
+nobody holds (or whose worker's lease lapsed) to a worker, and for each engine, in one
+listing: adopt sandboxes of live sessions, remove sandboxes the database does not know
+(orphans), end sessions whose sandbox vanished or stopped by itself, and stop sandboxes
+that wrote more to their disk than their lab allows. The pass never waits for a start or
+a stop to finish: it hands them to tasks, so a VM boot never delays anyone's time limit.
+A host that does not answer never ends a session; only an engine that says so does.
 """
 
 from __future__ import annotations
@@ -16,22 +18,19 @@ from datetime import timedelta
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from apps.hosts.models import Host
-from apps.sessions import events, runner
+from apps.sessions import events, runner, sandbox, services
 from apps.sessions.engines import get_backend
 from apps.sessions.models import ACTIVE_STATES, EndReason, LabSession, State
-from apps.sessions.services import request_stop
 from apps.sessions.specs import sandbox_of
 from provisioning.base import HostUnavailable, Sandbox, SandboxStatus
 
 log = logging.getLogger(__name__)
 #: A request the web process did not pick up within this time is started by the loop.
 PICKUP_GRACE = timedelta(seconds=5)
-#: A start that takes longer than this died with its process; it is retried.
-START_TIMEOUT = timedelta(minutes=10)
 
 
 class Reconciler:
@@ -49,22 +48,26 @@ class Reconciler:
             await asyncio.sleep(interval)
 
     async def run_once(self) -> None:
+        """One pass. Starts and stops it hands out run on in the background
+        (``runner.wait_idle()`` waits for them)."""
         await self.apply_time_limits()
         await self.act_on_pending()
-        for key in self.backend_keys:
-            await self.sync_engine(key)
-        await runner.wait_idle()
+        await asyncio.gather(*(self.sync_engine(key) for key in self.backend_keys))
 
     async def apply_time_limits(self) -> None:
         now = timezone.now()
         idle_since = now - timedelta(minutes=settings.LABSITE_IDLE_MINUTES)
         for session, reason in await _due_for_stop(now, idle_since):
-            if await database_sync_to_async(request_stop)(session, reason):
-                log.info("session %s: %s", session.pk, reason.label)
-                await events.session_changed(session.pk)
+            await self.stop(session, reason)
+
+    async def stop(self, session: LabSession, reason: EndReason, message: str = "") -> None:
+        if await database_sync_to_async(services.request_stop)(session, reason, message):
+            log.info("session %s: %s", session.pk, reason.label)
+            await events.session_changed(session.pk)
+            runner.kick(session.pk, State.STOPPING)
 
     async def act_on_pending(self) -> None:
-        for session_id, state in await _pending(timezone.now()):
+        for session_id, state in await _unclaimed(timezone.now()):
             runner.kick(session_id, state)
 
     async def sync_engine(self, key: str) -> None:
@@ -76,50 +79,61 @@ class Reconciler:
         try:
             found = await backend.list_sandboxes()
         except HostUnavailable as exc:
-            log.warning("%s: %s; its sessions are left as they are", key, exc)
+            log.warning("%s: %s (%s); its sessions are left as they are", key, exc, exc.detail)
             return
         except Exception:
             log.exception("%s: listing sandboxes failed", key)
             return
         listed_at = timezone.now()
-        await self.record_host(key, backend, listed_at)
+        runner.spawn(self.record_host(key, backend, listed_at))
         by_session = {s.session_id: s for s in found if s.session_id}
         live = await _live_sessions(key, list(by_session))
-        for session_id, sandbox in by_session.items():
-            if session_id not in live:
-                await self.remove_orphan(backend, sandbox)
+        for box in found:
+            if box.session_id not in live:
+                # Also a sandbox with this site's label but no session label.
+                runner.spawn(self.remove_orphan(backend, box))
         for session in await _running_sessions(key, started_before=listed_at):
-            if str(session.pk) not in by_session:
-                await self.confirm_lost(backend, session)
+            box = by_session.get(str(session.pk))
+            if box is None:
+                runner.spawn(self.confirm_lost(backend, session))
+            elif box.status == SandboxStatus.EXITED:
+                await sandbox.note_gone(session.pk, SandboxStatus.EXITED, box.exit_detail)
+            elif _over_disk(box, session):
+                await self.stop_over_disk(session, box)
 
     async def record_host(self, key: str, backend, seen_at) -> None:
         """Keep the admin's view of the host current: last seen, and its facts."""
         facts = {}
-        if hasattr(backend, "host_facts"):
-            try:
-                facts = await backend.host_facts()
-            except Exception:
-                log.warning("%s: could not read host facts", key, exc_info=True)
+        try:
+            facts = await backend.host_facts()
+        except Exception:
+            log.warning("%s: could not read host facts", key, exc_info=True)
         await _save_host(key, seen_at, facts)
 
-    async def remove_orphan(self, backend, sandbox: Sandbox) -> None:
-        log.info("removing orphan sandbox %s (session %s)", sandbox.name, sandbox.session_id)
+    async def remove_orphan(self, backend, box: Sandbox) -> None:
+        log.info("removing orphan sandbox %s (session %s)", box.name, box.session_id or "-")
         try:
-            await backend.stop(sandbox)
+            await backend.stop(box)
         except Exception:
-            log.exception("could not remove orphan %s", sandbox.name)
+            log.exception("could not remove orphan %s", box.name)
 
     async def confirm_lost(self, backend, session: LabSession) -> None:
+        """Not in the listing: ask once more, by name, before saying it is gone."""
         try:
             status = await backend.status(sandbox_of(session))
         except HostUnavailable:
             return
         if status in (SandboxStatus.MISSING, SandboxStatus.EXITED):
-            log.warning("session %s lost its sandbox (%s)", session.pk, status)
-            await _mark_lost(session.pk)
-            if status == SandboxStatus.EXITED:
-                await backend.stop(sandbox_of(session))
-            await events.session_changed(session.pk)
+            await sandbox.note_gone(session.pk, status)
+
+    async def stop_over_disk(self, session: LabSession, box: Sandbox) -> None:
+        used = (box.disk_bytes or 0) // 2**20
+        log.warning("session %s wrote %d MiB (limit %d)", session.pk, used, session.lab.disk_mib)
+        await self.stop(session, EndReason.DISK, services.disk_message(used, session.lab.disk_mib))
+
+
+def _over_disk(box: Sandbox, session: LabSession) -> bool:
+    return box.disk_bytes is not None and box.disk_bytes > session.lab.disk_mib * 2**20
 
 
 @database_sync_to_async
@@ -134,15 +148,14 @@ def _due_for_stop(now, idle_since) -> list[tuple[LabSession, EndReason]]:
 
 
 @database_sync_to_async
-def _pending(now) -> list[tuple[str, State]]:
-    stale_start = LabSession.objects.filter(
-        state=State.STARTING, updated_at__lte=now - START_TIMEOUT
-    )
-    # A start whose process died: hand it back to the queue.
-    stale_start.update(state=State.REQUESTED, updated_at=now)
-    rows = LabSession.objects.filter(state=State.REQUESTED, created_at__lte=now - PICKUP_GRACE)
-    stopping = LabSession.objects.filter(state=State.STOPPING)
-    return [(r.pk, State.REQUESTED) for r in rows] + [(r.pk, State.STOPPING) for r in stopping]
+def _unclaimed(now) -> list[tuple[str, State]]:
+    """Starts and stops that nobody holds a live lease on."""
+    free = Q(lease_owner="") | Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    requested = LabSession.objects.filter(state=State.REQUESTED, created_at__lte=now - PICKUP_GRACE)
+    held_by_nobody = LabSession.objects.filter(free, state__in=[State.STARTING, State.STOPPING])
+    rows = [(pk, State.REQUESTED) for pk in requested.values_list("pk", flat=True)]
+    rows += list(held_by_nobody.values_list("pk", "state"))
+    return rows
 
 
 @database_sync_to_async
@@ -173,17 +186,3 @@ def _save_host(backend_key: str, seen_at, facts: dict) -> None:
         if facts:
             host.facts = facts
         host.save(update_fields=["last_seen_at", "facts"])
-
-
-@database_sync_to_async
-def _mark_lost(session_id) -> None:
-    LabSession.objects.filter(pk=session_id, state=State.RUNNING).update(
-        state=State.FAILED,
-        end_reason=EndReason.LOST,
-        failure_message=_(
-            "Your lab environment disappeared (the server may have restarted). "
-            "Start the lab again to get a fresh one."
-        ),
-        ended_at=timezone.now(),
-        updated_at=timezone.now(),
-    )

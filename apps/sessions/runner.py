@@ -1,43 +1,58 @@
-"""The engine side of a session: start it, stop it. Each action first *claims* the row
-with a conditional UPDATE, so the web process and the reconciler never both act on the
-same transition, and a crash half-way leaves a row the reconciler will pick up."""
+"""The engine side of a session: start it, stop it, under a lease.
+
+A worker (a web process or the reconciler) *claims* a row with a conditional UPDATE that
+names it as the lease's owner until a time it renews while it works. Another worker takes
+a row over only once its lease has lapsed, so a start is never run twice at once and a
+worker killed half-way leaves a row that is taken over within ``LEASE`` seconds. The
+sandbox itself is reached only through ``apps.sessions.sandbox``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
+import os
+import socket
 import time
+import uuid
+from collections.abc import Awaitable
+from datetime import timedelta
 
 from channels.db import database_sync_to_async
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from apps.sessions import events
-from apps.sessions.engines import get_backend
+from apps.sessions import events, sandbox
 from apps.sessions.models import EndReason, LabSession, State
-from apps.sessions.specs import image_for, sandbox_of, sandbox_spec
 from provisioning.base import HostUnavailable, Progress, SandboxError
 
 log = logging.getLogger(__name__)
 _tasks: set[asyncio.Task] = set()
+#: Names this process in the leases it holds.
+WORKER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+#: How long a claim holds without renewal; renewed every LEASE / 3 while the work goes on.
+LEASE = timedelta(seconds=15)
 #: Progress is written to the database at most this often (it is also sent live).
 PROGRESS_WRITE_INTERVAL = 1.0
 
 
 def kick(session_id, state: State) -> None:
     """Act on a session now, in the background of the running event loop."""
-    action = provision if state == State.REQUESTED else teardown
+    action = provision if state in (State.REQUESTED, State.STARTING) else teardown
     # A fresh context: the task outlives the request, so it must not inherit the request's
     # thread-sensitive executor (asgiref), which closes with the response.
-    _spawn(action(session_id), context=contextvars.Context())
+    spawn(action(session_id), context=contextvars.Context())
 
 
-def _spawn(coro, context: contextvars.Context | None = None) -> None:
+def spawn(coro: Awaitable, context: contextvars.Context | None = None) -> asyncio.Task:
     """Run ``coro`` in the background, keeping a reference until it ends (see wait_idle)."""
     task = asyncio.get_running_loop().create_task(coro, context=context)
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
+    return task
 
 
 async def wait_idle() -> None:
@@ -46,10 +61,21 @@ async def wait_idle() -> None:
         await asyncio.gather(*list(_tasks), return_exceptions=True)
 
 
+# -- claims --------------------------------------------------------------------------------
+
+
 @database_sync_to_async
-def _claim(session_id, from_state: State, to_state: State) -> LabSession | None:
-    claimed = LabSession.objects.filter(pk=session_id, state=from_state).update(
-        state=to_state, updated_at=timezone.now()
+def _claim(session_id, from_states: tuple[State, ...], to_state: State) -> LabSession | None:
+    """Take the row if it is in ``from_states`` and nobody holds a live lease on it."""
+    now = timezone.now()
+    free = Q(lease_owner="") | Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    fields = {"state": to_state, "lease_owner": WORKER, "lease_expires_at": now + LEASE}
+    if to_state == State.STARTING:
+        fields |= {"progress_percent": 0, "progress_message": ""}
+    claimed = (
+        LabSession.objects.filter(pk=session_id, state__in=from_states)
+        .filter(free)
+        .update(updated_at=now, **fields)
     )
     if not claimed:
         return None
@@ -57,36 +83,81 @@ def _claim(session_id, from_state: State, to_state: State) -> LabSession | None:
 
 
 @database_sync_to_async
-def _update(session_id, only_if: State | None = None, **fields) -> bool:
-    rows = LabSession.objects.filter(pk=session_id)
-    if only_if is not None:
-        rows = rows.filter(state=only_if)
+def _renew(session_id, state: State) -> bool:
+    return bool(
+        LabSession.objects.filter(pk=session_id, state=state, lease_owner=WORKER).update(
+            lease_expires_at=timezone.now() + LEASE
+        )
+    )
+
+
+@database_sync_to_async
+def _finish(session_id, held: State, **fields) -> bool:
+    """Leave state ``held`` for good, if this worker still holds the row in it."""
+    now = timezone.now()
+    return bool(
+        LabSession.objects.filter(pk=session_id, state=held, lease_owner=WORKER).update(
+            lease_owner="", lease_expires_at=None, updated_at=now, **fields
+        )
+    )
+
+
+@database_sync_to_async
+def _update(session_id, only_if: State, **fields) -> bool:
+    rows = LabSession.objects.filter(pk=session_id, state=only_if)
     return bool(rows.update(updated_at=timezone.now(), **fields))
 
 
+async def _hold(session_id, state: State, work: asyncio.Task) -> None:
+    """Renew the lease while ``work`` runs; cancel it if the row left ``state`` (a stop
+    during a start), since nobody wants its result any more."""
+    while not work.done():
+        await asyncio.sleep(LEASE.total_seconds() / 3)
+        if not work.done() and not await _renew(session_id, state):
+            log.info("session %s left %s; cancelling its work", session_id, state)
+            work.cancel()
+            return
+
+
+async def _under_lease(session_id, state: State, coro: Awaitable):
+    work = asyncio.ensure_future(coro)
+    holder = asyncio.ensure_future(_hold(session_id, state, work))
+    try:
+        return await work
+    finally:
+        holder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await holder
+
+
+# -- start ---------------------------------------------------------------------------------
+
+
 async def provision(session_id) -> None:
-    session = await _claim(session_id, State.REQUESTED, State.STARTING)
+    session = await _claim(session_id, (State.REQUESTED, State.STARTING), State.STARTING)
     if session is None:
-        return  # someone else claimed it, or it was stopped before it began
+        return  # someone else holds it, or it was stopped before it began
     await events.session_changed(session_id)
-    backend = get_backend(session.backend)
-    spec = sandbox_spec(session)
     reporter = _ProgressReporter(session_id)
     try:
-        if session.lab.dockerfile:
-            await _ensure_lab_image(backend, session, reporter)
-        sandbox = await backend.start(spec, on_progress=reporter)
-    except (SandboxError, OSError) as exc:
-        log.warning("session %s failed to start: %s", session_id, exc)
-        await _fail(session_id, exc)
-        await _stop_quietly(backend, session)
+        box = await _under_lease(session_id, State.STARTING, sandbox.start(session, reporter))
+    except asyncio.CancelledError:
+        # Stopped during its start: the teardown's stop may have run before the sandbox
+        # existed, so remove what the start made.
+        await _stop_quietly(session)
+        if asyncio.current_task().cancelling():
+            raise
+        return
+    except Exception as exc:
+        await _fail(session, exc)
+        await _stop_quietly(session)
         return
     now = timezone.now()
-    started = await _update(
+    started = await _finish(
         session_id,
-        only_if=State.STARTING,
+        State.STARTING,
         state=State.RUNNING,
-        engine_id=sandbox.engine_id,
+        engine_id=box.engine_id,
         started_at=now,
         last_activity_at=now,
         expires_at=now + session.time_limit(),
@@ -94,62 +165,67 @@ async def provision(session_id) -> None:
         progress_message="",
     )
     if not started:
-        # Stopped while it was starting: the stop found nothing yet, so clean up here.
         log.info("session %s was stopped during its start; removing the sandbox", session_id)
-        await _stop_quietly(backend, session)
-    await events.session_changed(session_id)
-
-
-async def teardown(session_id) -> None:
-    session = await database_sync_to_async(
-        LabSession.objects.select_related("lab__module", "owner").filter(pk=session_id).first
-    )()
-    if session is None or session.state != State.STOPPING:
-        return
-    backend = get_backend(session.backend)
-    try:
-        await backend.stop(sandbox_of(session))
-    except HostUnavailable:
-        log.warning("session %s: host unavailable, will retry the stop", session_id)
-        return
-    final = (
-        State.EXPIRED
-        if session.end_reason in (EndReason.TIME_LIMIT, EndReason.IDLE)
-        else (State.STOPPED)
-    )
-    await _update(session_id, only_if=State.STOPPING, state=final, ended_at=timezone.now())
-    await events.session_changed(session_id)
-    log.info("session %s %s (%s)", session_id, final, session.end_reason)
-
-
-async def _ensure_lab_image(backend, session: LabSession, reporter) -> None:
-    ref = image_for(session)
-    if not await backend.image_exists(ref):
-        reporter(Progress(5, "building the lab image"))
-        await backend.build_image(ref, session.lab.dockerfile)
-
-
-async def _fail(session_id, exc: Exception) -> None:
-    if isinstance(exc, HostUnavailable):
-        message = _("The lab servers cannot be reached right now. Please try again in a minute.")
+        await _stop_quietly(session)
     else:
+        log.info("session %s running (%s)", session_id, box.name)
+    await events.session_changed(session_id)
+
+
+async def _fail(session: LabSession, exc: Exception) -> None:
+    if isinstance(exc, HostUnavailable):
+        log.warning("session %s: host unavailable during start: %s", session.pk, exc.detail)
+        message = _("The lab servers cannot be reached right now. Please try again in a minute.")
+    elif isinstance(exc, SandboxError):
+        log.warning("session %s failed to start: %s (%s)", session.pk, exc, exc.detail)
         message = _(
             "Your lab environment could not be started (%(reason)s). Please try again; "
             "if it keeps failing, tell your instructor."
-        ) % {"reason": exc}
-    await _update(
-        session_id,
+        ) % {"reason": _(exc.message)}
+    else:
+        log.exception("session %s: unexpected error during start", session.pk)
+        message = _(
+            "Your lab environment could not be started because of an error on our side. "
+            "Please try again; if it keeps failing, tell your instructor."
+        )
+    failed = await _finish(
+        session.pk,
+        State.STARTING,
         state=State.FAILED,
         end_reason=EndReason.ERROR,
         failure_message=message,
         ended_at=timezone.now(),
     )
-    await events.session_changed(session_id)
+    if failed:
+        await events.session_changed(session.pk)
 
 
-async def _stop_quietly(backend, session: LabSession) -> None:
+# -- stop ----------------------------------------------------------------------------------
+
+
+async def teardown(session_id) -> None:
+    session = await _claim(session_id, (State.STOPPING,), State.STOPPING)
+    if session is None:
+        return
     try:
-        await backend.stop(sandbox_of(session))
+        await _under_lease(session_id, State.STOPPING, sandbox.stop(session))
+    except HostUnavailable:
+        # Keep the row STOPPING and let the lease lapse: the reconciler retries.
+        log.warning("session %s: host unavailable, the stop will be retried", session_id)
+        return
+    except Exception:
+        log.exception("session %s: stop failed; it will be retried", session_id)
+        return
+    reason = session.end_reason
+    final = State.EXPIRED if reason in (EndReason.TIME_LIMIT, EndReason.IDLE) else State.STOPPED
+    if await _finish(session_id, State.STOPPING, state=final, ended_at=timezone.now()):
+        await events.session_changed(session_id)
+        log.info("session %s %s (%s)", session_id, final, reason)
+
+
+async def _stop_quietly(session: LabSession) -> None:
+    try:
+        await sandbox.stop(session)
     except Exception:
         log.exception("cleanup of session %s failed; the reconciler will retry", session.pk)
 
@@ -162,7 +238,7 @@ class _ProgressReporter:
         self.last_write = 0.0
 
     def __call__(self, progress: Progress) -> None:
-        _spawn(self.publish(progress))
+        spawn(self.publish(progress))
 
     async def publish(self, progress: Progress) -> None:
         await events.progress(self.session_id, progress.percent, progress.message)

@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -39,8 +39,9 @@ from provisioning.base import (
 )
 
 log = logging.getLogger(__name__)
-#: A session's checks start at least this far apart, whoever presses Check.
-CHECK_INTERVAL = timedelta(seconds=1)
+#: A session runs at most CHECKS_PER_WINDOW checks per CHECK_WINDOW, whoever presses Check.
+CHECK_WINDOW = timedelta(minutes=1)
+CHECKS_PER_WINDOW = 20
 #: The server gives a check this long past its own timeout before it stops waiting.
 CHECK_GRACE = 3.0
 
@@ -93,9 +94,9 @@ async def open_terminal(session: LabSession, *, tab: int, cols: int, rows: int) 
 async def check_step(user, session: LabSession, number: int) -> dict:
     """Run step ``number``'s check in the session's sandbox and record a pass.
 
-    At most one check per session runs at a time, at most one a second, in any process
-    (a conditional UPDATE on the row); the deadline is enforced here and by the backend,
-    never by the sandbox's own tools."""
+    At most one check per session runs at a time, and at most CHECKS_PER_WINDOW a minute,
+    in any process (conditional UPDATEs on the row); the deadline is enforced here and by
+    the backend, never by the sandbox's own tools."""
     step = await database_sync_to_async(
         Step.objects.filter(lab_id=session.lab_id, number=number).first
     )()
@@ -106,6 +107,10 @@ async def check_step(user, session: LabSession, number: int) -> dict:
     if not step.check_script.strip():
         raise LabError("no_check", _("This step has no automatic check."), 409)
     timeout = settings.LABSITE_CHECK_TIMEOUT
+    if not await _within_rate(session.pk):
+        raise LabError(
+            "check_rate", _("You checked very often; wait a minute before checking again."), 429
+        )
     if not await _claim_check(session.pk, timeout):
         raise LabError(
             "check_busy", _("A check of this lab is still running; wait for its result."), 429
@@ -144,16 +149,30 @@ async def _run_check(session: LabSession, script: str, timeout: float) -> CheckR
 
 
 @database_sync_to_async
+def _within_rate(session_id) -> bool:
+    """Count this check in the session's current minute, or open a new minute."""
+    now = timezone.now()
+    rows = LabSession.objects.filter(pk=session_id)
+    fresh = rows.filter(
+        Q(check_window_started_at__isnull=True)
+        | Q(check_window_started_at__lte=now - CHECK_WINDOW)
+    ).update(check_window_started_at=now, checks_in_window=1)
+    if fresh:
+        return True
+    counted = rows.filter(checks_in_window__lt=CHECKS_PER_WINDOW).update(
+        checks_in_window=F("checks_in_window") + 1
+    )
+    return bool(counted)
+
+
+@database_sync_to_async
 def _claim_check(session_id, timeout: float) -> bool:
     now = timezone.now()
+    busy_until = now + timedelta(seconds=timeout + CHECK_GRACE + 1)
     return bool(
         LabSession.objects.filter(pk=session_id, state=State.RUNNING)
         .filter(Q(check_busy_until__isnull=True) | Q(check_busy_until__lt=now))
-        .filter(Q(last_check_at__isnull=True) | Q(last_check_at__lte=now - CHECK_INTERVAL))
-        .update(
-            check_busy_until=now + timedelta(seconds=timeout + CHECK_GRACE + 1),
-            last_check_at=now,
-        )
+        .update(check_busy_until=busy_until)
     )
 
 

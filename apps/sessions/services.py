@@ -8,8 +8,9 @@ from datetime import timedelta
 from uuid import UUID
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -30,24 +31,20 @@ def start_session(user, lab: Lab) -> tuple[LabSession, bool]:
     """The user's active session for ``lab``, creating it if there is none.
 
     Idempotent: a double click or a second tab returns the same session (the database's
-    unique constraint on active sessions settles a race)."""
+    unique constraint on live sessions settles a race). The running-labs limit holds under
+    races too: the check and the insert happen under a lock on the user's row, so two
+    processes starting two labs at the same instant are serialised."""
     if not lab.is_ready:
         raise LabError("lab_not_ready", _("This lab is not available yet."), 409)
     if existing := _active(user, lab):
         return existing, False
-    limit = settings.LABSITE_MAX_ACTIVE_SESSIONS
-    if not is_instructor(user) and (
-        LabSession.objects.filter(owner=user, state__in=LIVE_STATES).count() >= limit
-    ):
-        raise LabError(
-            "too_many_sessions",
-            _("You already have %(n)d labs running. Stop one before starting another.")
-            % {"n": limit},
-            409,
-        )
     host = _place(lab)
     try:
         with transaction.atomic():
+            get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+            if existing := _active(user, lab):
+                return existing, False
+            _enforce_limit(user)
             session = LabSession.objects.create(
                 owner=user,
                 lab=lab,
@@ -64,24 +61,54 @@ def start_session(user, lab: Lab) -> tuple[LabSession, bool]:
     return session, True
 
 
-def request_stop(session: LabSession, reason: EndReason) -> bool:
-    """Ask for the sandbox to go away. Returns False if it was not live any more."""
+def _enforce_limit(user) -> None:
+    limit = settings.LABSITE_MAX_ACTIVE_SESSIONS
+    if is_instructor(user):
+        return
+    if LabSession.objects.filter(owner=user, state__in=LIVE_STATES).count() >= limit:
+        raise LabError(
+            "too_many_sessions",
+            _("You already have %(n)d labs running. Stop one before starting another.")
+            % {"n": limit},
+            409,
+        )
+
+
+def request_stop(session: LabSession, reason: EndReason, message: str = "") -> bool:
+    """Ask for the sandbox to go away. Returns False if it was not live any more.
+    ``message`` tells the student why, where the reason alone does not say enough."""
+    # The lease is cleared so a teardown can claim the row at once; a start still under
+    # way notices at its next renewal and gives up.
     changed = LabSession.objects.filter(pk=session.pk, state__in=LIVE_STATES).update(
-        state=State.STOPPING, end_reason=reason, updated_at=timezone.now()
+        state=State.STOPPING,
+        end_reason=reason,
+        failure_message=message,
+        lease_owner="",
+        lease_expires_at=None,
+        updated_at=timezone.now(),
     )
     session.refresh_from_db()
     return bool(changed)
 
 
 def extend(session: LabSession) -> LabSession:
+    """Add time, with the extension limit enforced by one conditional UPDATE: a burst of
+    clicks from several tabs cannot extend more often than allowed."""
     if session.state != State.RUNNING:
         raise LabError("not_running", _("Only a running lab can be extended."), 409)
-    if not session.can_extend():
-        raise LabError("no_more_extensions", _("This lab cannot be extended any further."), 409)
+    now = timezone.now()
     added = timedelta(minutes=settings.LABSITE_EXTEND_MINUTES)
-    session.expires_at = max(session.expires_at or timezone.now(), timezone.now()) + added
-    session.extensions += 1
-    session.save(update_fields=["expires_at", "extensions", "updated_at"])
+    extended = LabSession.objects.filter(
+        pk=session.pk,
+        state=State.RUNNING,
+        expires_at__gt=now,
+        extensions__lt=settings.LABSITE_MAX_EXTENSIONS,
+    ).update(expires_at=F("expires_at") + added, extensions=F("extensions") + 1, updated_at=now)
+    session.refresh_from_db()
+    if not extended:
+        if session.state != State.RUNNING:
+            raise LabError("not_running", _("Only a running lab can be extended."), 409)
+        raise LabError("no_more_extensions", _("This lab cannot be extended any further."), 409)
     return session
 
 
@@ -133,6 +160,13 @@ def gone_message(status: SandboxStatus, detail: str = "") -> str:
         "Your lab environment disappeared (the server may have restarted). "
         "Start the lab again to get a fresh one."
     )
+
+
+def disk_message(used_mib: int, limit_mib: int) -> str:
+    return _(
+        "Your lab environment was stopped because it wrote %(used)d MiB to its disk; this "
+        "lab allows %(limit)d MiB. Start the lab again for a fresh one."
+    ) % {"used": used_mib, "limit": limit_mib}
 
 
 def end_gone(session_id, status: SandboxStatus, detail: str = "") -> bool:

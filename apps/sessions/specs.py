@@ -46,12 +46,15 @@ def sandbox_spec(session: LabSession) -> SandboxSpec:
         name=session.sandbox_name or sandbox_name(session),
         image=image_for(session),
         labels=labels(session),
-        resources=Resources(cpus=lab.cpus, memory_mib=lab.memory_mib, pids=lab.pids),
+        resources=Resources(
+            cpus=lab.cpus, memory_mib=lab.memory_mib, pids=lab.pids, disk_mib=lab.disk_mib
+        ),
         capabilities=tuple(lab.capabilities),
         network=lab.network,
         setup_script=lab.setup_script,
         runtime=lab.runtime or None,
         hostname="lab",
+        dockerfile=lab.dockerfile,
     )
 
 

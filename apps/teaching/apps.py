@@ -7,3 +7,6 @@ class TeachingConfig(AppConfig):
 
     name = "apps.teaching"
     verbose_name = _("Teaching")
+
+    def ready(self) -> None:
+        from apps.teaching import signals  # noqa: F401  (connects the receivers)

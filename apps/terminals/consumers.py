@@ -19,13 +19,11 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import translation
 
-from apps.sessions import events, progress_messages, services
-from apps.sessions.engines import get_backend
+from apps.sessions import events, progress_messages, sandbox, services
+from apps.sessions.errors import LabError
 from apps.sessions.models import LabSession, State
 from apps.sessions.serializers import session_json
-from apps.sessions.specs import sandbox_of
 from apps.terminals import protocol
-from provisioning.base import SandboxError
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +41,27 @@ class SessionConsumerMixin:
             return await self.refuse(protocol.NOT_FOUND, "no such session", session_id)
         if not await database_sync_to_async(services.can_view)(user, session):
             return await self.refuse(protocol.FORBIDDEN, "not the owner", session_id)
+        # Logging out, deactivation or leaving a class reach open sockets through these;
+        # Channels leaves the groups in ``self.groups`` on disconnect.
+        for group in events.access_groups(user, self.scope.get("session"), session.pk):
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups.append(group)
         return session
+
+    async def access_revoked(self, event) -> None:
+        """The user logged out, or was deactivated: this socket ends now."""
+        await self.refuse(protocol.UNAUTHENTICATED, event.get("why", "access revoked"), "-")
+
+    async def access_changed(self, event) -> None:
+        """Who may see what changed (a class lost a student): ask again."""
+        user = await database_sync_to_async(_fresh_user)(self.scope.get("user"))
+        session_id = self.scope["url_route"]["kwargs"]["session_id"]
+        session = await database_sync_to_async(_load)(session_id)
+        allowed = user is not None and session is not None
+        if allowed and not await database_sync_to_async(services.can_view)(user, session):
+            allowed = False
+        if not allowed:
+            await self.refuse(protocol.FORBIDDEN, "access withdrawn", session_id)
 
     async def refuse(self, code: int, reason: str, session_id) -> None:
         user = self.scope.get("user")
@@ -88,15 +106,13 @@ class TerminalConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
         self.last_touch = 0.0
         cols, rows = _size_from_query(self.scope.get("query_string", b""))
         try:
-            backend = get_backend(session.backend)
-            self.terminal = await backend.open_terminal(
-                sandbox_of(session), tab=tab, cols=cols, rows=rows
-            )
-        except SandboxError as exc:
-            log.warning("terminal of session %s unavailable: %s", session.pk, exc)
-            await self.close(code=protocol.ENGINE_ERROR)
+            self.terminal = await sandbox.open_terminal(session, tab=tab, cols=cols, rows=rows)
+        except sandbox.SandboxEnded:
+            await self.refuse(protocol.SANDBOX_ENDED, "the sandbox has ended", session.pk)
             return
-        await self.channel_layer.group_add(events.group_name(session.pk), self.channel_name)
+        except LabError as exc:
+            await self.refuse(protocol.ENGINE_ERROR, exc.code, session.pk)
+            return
         log.info("terminal attached: session=%s tab=%s user=%s", session.pk, tab,
                  self.scope["user"].username)  # fmt: skip
         if self.terminal.replay:
@@ -115,6 +131,10 @@ class TerminalConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
             if self.unacked > protocol.HIGH_WATERMARK:
                 self.resume.clear()
             await self.send(bytes_data=data)
+        if getattr(self.terminal, "ended_reason", "") == "taken":
+            # Another window opened this VM's one console: do not fight over it.
+            await self.close(code=protocol.CONSOLE_TAKEN)
+            return
         # The shell exited (the student typed `exit`): a reconnect starts a fresh one.
         await self.close(code=1000)
 
@@ -180,9 +200,6 @@ class TerminalConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
                 await self.pump
         if self.terminal is not None:
             await self.terminal.close()
-            await self.channel_layer.group_discard(
-                events.group_name(self.session.pk), self.channel_name
-            )
 
 
 class SessionEventsConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
@@ -194,7 +211,6 @@ class SessionEventsConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
         if self.session is None:
             return
         self.language = _language(self.scope)
-        await self.channel_layer.group_add(events.group_name(self.session.pk), self.channel_name)
         await self.session_changed({})
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
@@ -214,12 +230,6 @@ class SessionEventsConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
             )
         )
 
-    async def disconnect(self, code) -> None:
-        if self.session is not None:
-            await self.channel_layer.group_discard(
-                events.group_name(self.session.pk), self.channel_name
-            )
-
 
 def _control_message(text: str) -> dict | None:
     """A JSON control message with a string ``type``; anything else is ignored."""
@@ -230,6 +240,14 @@ def _control_message(text: str) -> dict | None:
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         return None
     return message
+
+
+def _fresh_user(user):
+    """The user as the database has them now, or None if they may no longer log in."""
+    if user is None or not user.is_authenticated:
+        return None
+    fresh = type(user).objects.filter(pk=user.pk, is_active=True).first()
+    return fresh
 
 
 def _load(session_id) -> LabSession | None:

@@ -8,6 +8,8 @@ POLICY = 4008
 NOT_RUNNING = 4009
 SANDBOX_ENDED = 4010
 ENGINE_ERROR = 4011
+#: A VM's one serial console was opened by another window; the page does not reconnect.
+CONSOLE_TAKEN = 4012
 
 # Flow control, in bytes of output: stop reading from the sandbox above HIGH unacknowledged
 # bytes, resume below LOW. The browser acknowledges at least every ACK_EVERY bytes.

@@ -1,8 +1,11 @@
 """DockerBackend: lab containers on a Docker Engine, through the docker SDK.
 
 Read ``start`` top to bottom: it is the whole life of a sandbox's birth in small steps.
-Every blocking SDK call goes through ``self._calls`` (one bounded thread pool); terminal
-streams are read by the event loop itself (see ``stream.py``).
+Blocking SDK calls go through one of three bounded thread pools, one budget per kind of
+work, so that a class's worth of container creations never delays a keystroke's resize
+or a terminal attach: ``interactive`` (inspect, list, exec create/resize for terminals),
+``checks`` (exec bookkeeping of checks), ``slow`` (create, start, remove, image builds).
+Terminal and check output streams are read by the event loop itself (``stream.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import dataclasses
 import io
 import logging
 import subprocess
+import time
+import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -33,13 +38,23 @@ from provisioning.base import (
     SandboxStatus,
 )
 from provisioning.docker import config
+from provisioning.docker.exec_output import read_exec_output
 from provisioning.docker.stream import HijackError, open_exec_stream
 from provisioning.docker.terminal import DockerTerminal
+from provisioning.docker.tools import ensure_tools
 from provisioning.executor import BlockingCalls
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 CHECK_OUTPUT_LIMIT = 4000
+#: A lab's setup script may run this long (within the start's own timeout).
+SETUP_TIMEOUT = 120
+#: Private, link-local and carrier-grade NAT ranges: an ``isolated`` lab reaches none of
+#: them (no cloud metadata at 169.254.169.254, no campus network, no other lab).
+BLOCKED_DESTINATIONS = (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10",
+    "127.0.0.0/8", "0.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4",
+)  # fmt: skip
 
 
 class DockerBackend:
@@ -51,24 +66,40 @@ class DockerBackend:
         site: str,
         base_url: str = "unix:///var/run/docker.sock",
         max_workers: int = 8,
+        check_workers: int = 4,
+        slow_workers: int = 8,
         isolate_host: bool = True,
+        tools_dir: str = "/var/lib/labsite/tools",
+        busybox: str = "/bin/busybox",
+        disk_quota: str = "auto",
     ) -> None:
         self.site = site
         self.base_url = base_url
         self.isolate_host = isolate_host
-        self._calls = BlockingCalls("docker", max_workers)
+        self.interactive = BlockingCalls("docker-io", max_workers)
+        self.checks = BlockingCalls("docker-check", check_workers)
+        self.slow = BlockingCalls("docker-slow", slow_workers)
+        self._tools = (tools_dir, busybox)
+        self._tools_ready: str | None = None
+        #: "auto": try the storage driver's quota once, fall back to measuring.
+        self._hard_quota: bool | None = {"auto": None, "hard": True}.get(disk_quota, False)
         self._api: docker.APIClient | None = None
         self._firewalled = False
         self._runtimes: set[str] | None = None
+        self._image_builds: dict[str, asyncio.Lock] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def _call(
+        self, fn: Callable[..., T], *args: Any, budget: BlockingCalls | None = None, **kwargs: Any
+    ) -> T:
         """Run one SDK call off the loop, turning "engine unreachable" into HostUnavailable."""
         try:
-            return await self._calls.run(fn, *args, **kwargs)
+            return await (budget or self.interactive).run(fn, *args, **kwargs)
         except (requests.exceptions.ConnectionError, FileNotFoundError) as exc:
-            raise HostUnavailable(f"Docker Engine at {self.base_url} does not answer") from exc
+            raise HostUnavailable(
+                "The lab servers cannot be reached.", detail=f"Docker Engine at {self.base_url}"
+            ) from exc
 
     async def api(self) -> docker.APIClient:
         if self._api is None:
@@ -81,12 +112,21 @@ class DockerBackend:
     # -- the contract -----------------------------------------------------------------------
 
     async def start(
-        self, spec: SandboxSpec, on_progress: ProgressCallback | None = None
+        self, spec: SandboxSpec, on_progress: ProgressCallback | None = None, *, timeout: float
     ) -> Sandbox:
-        report = on_progress or (lambda progress: None)
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._start(spec, on_progress or (lambda progress: None))
+        except TimeoutError:
+            await self._remove(await self.api(), spec.name)
+            raise SandboxError(
+                "The lab environment took too long to start.", detail=f"over {timeout} s"
+            ) from None
+
+    async def _start(self, spec: SandboxSpec, report: ProgressCallback) -> Sandbox:
         api = await self.api()
         report(Progress(10, "checking the image"))
-        await self._require_image(spec.image)
+        await self._ensure_image(spec, report)
         existing = await self._inspect(api, spec.name)
         if existing and existing["State"]["Running"]:
             log.info("sandbox %s already running, adopting it", spec.name)
@@ -99,11 +139,11 @@ class DockerBackend:
         container_id = await self._create(api, spec, network)
         report(Progress(70, "starting the container"))
         try:
-            await self._call(api.start, container_id)
+            await self._call(api.start, container_id, budget=self.slow)
             if spec.setup_script:
                 report(Progress(85, "running the lab's setup"))
                 await self._run_setup(api, container_id, spec.setup_script)
-        except Exception:
+        except BaseException:
             await self._remove(api, spec.name)
             raise
         report(Progress(100, "ready"))
@@ -117,24 +157,28 @@ class DockerBackend:
 
     async def status(self, sandbox: Sandbox) -> SandboxStatus:
         info = await self._inspect(await self.api(), sandbox.name)
-        if info is None:
-            return SandboxStatus.MISSING
-        state = info["State"]
-        if state["Running"]:
-            return SandboxStatus.RUNNING
-        if state["Status"] == "created":
-            return SandboxStatus.STARTING
-        return SandboxStatus.EXITED
+        return SandboxStatus.MISSING if info is None else _status(info["State"]["Status"])
 
     async def list_sandboxes(self) -> list[Sandbox]:
         api = await self.api()
         rows = await self._call(
-            api.containers, all=True, filters={"label": f"{LABEL_SITE}={self.site}"}
+            api.containers, all=True, size=True, filters={"label": f"{LABEL_SITE}={self.site}"}
         )
-        return [
-            Sandbox(name=row["Names"][0].lstrip("/"), engine_id=row["Id"], labels=row["Labels"])
-            for row in rows
-        ]
+        found = []
+        for row in rows:
+            status = _status(row["State"])
+            detail = await self._exit_detail(api, row["Id"]) if status == "exited" else ""
+            found.append(
+                Sandbox(
+                    name=row["Names"][0].lstrip("/"),
+                    engine_id=row["Id"],
+                    labels=row["Labels"],
+                    status=status,
+                    exit_detail=detail,
+                    disk_bytes=row.get("SizeRw"),
+                )
+            )
+        return found
 
     async def open_terminal(
         self, sandbox: Sandbox, *, tab: int, cols: int, rows: int
@@ -146,13 +190,15 @@ class DockerBackend:
                 stdin=True, tty=True, environment={"TERM": "xterm-256color", "LANG": "C.UTF-8"},
             )  # fmt: skip
         except docker.errors.APIError as exc:
-            raise SandboxError(_explain(exc)) from exc
+            raise SandboxError("The sandbox is not running.", detail=_explain(exc)) from exc
         exec_id = created["Id"]
         try:
             reader, writer = await open_exec_stream(self.base_url, api.api_version, exec_id)
             tty_line = await asyncio.wait_for(reader.readline(), timeout=10)
         except (HijackError, OSError, TimeoutError) as exc:
-            raise HostUnavailable(f"could not attach to {sandbox.name}: {exc}") from exc
+            raise HostUnavailable(
+                "The terminal could not be attached.", detail=f"{sandbox.name}: {exc}"
+            ) from exc
         client_tty = tty_line.decode(errors="replace").strip()
 
         async def resize(cols: int, rows: int) -> None:
@@ -174,24 +220,17 @@ class DockerBackend:
         )
 
     async def run_check(self, sandbox: Sandbox, script: str, *, timeout: float) -> CheckResult:
-        api = await self.api()
-        try:
-            created = await self._call(
-                api.exec_create, sandbox.name, config.check_command(script, timeout),
-                stdout=True, stderr=True, environment={"LANG": "C.UTF-8"}, workdir="/root",
-            )  # fmt: skip
-            output = await self._call(api.exec_start, created["Id"])
-            exit_code = (await self._call(api.exec_inspect, created["Id"]))["ExitCode"]
-        except docker.errors.NotFound as exc:
-            raise SandboxError("the sandbox is not running") from exc
+        """Run ``script`` with the platform's read-only busybox (``tools.py``), reading its
+        output on the event loop; the deadline is this process's, not the sandbox's."""
+        code, output, timed_out = await self._run_script(sandbox.name, script, timeout)
         text = output.decode("utf-8", errors="replace")[-CHECK_OUTPUT_LIMIT:].strip()
-        timed_out = exit_code == config.TIMED_OUT
-        return CheckResult(passed=exit_code == 0, exit_code=exit_code, output=text,
+        return CheckResult(passed=code == 0 and not timed_out, exit_code=code, output=text,
                            timed_out=timed_out)  # fmt: skip
 
     async def stats(self, sandbox: Sandbox) -> SandboxStats:
         api = await self.api()
         raw = await self._call(api.stats, sandbox.name, stream=False)
+        info = await self._call(api.inspect_container, sandbox.name, size=True)
         memory = raw.get("memory_stats", {})
         cpu, pre = raw.get("cpu_stats", {}), raw.get("precpu_stats", {})
         cpu_delta = cpu.get("cpu_usage", {}).get("total_usage", 0) - pre.get("cpu_usage", {}).get(
@@ -204,12 +243,14 @@ class DockerBackend:
             memory_bytes=int(memory.get("usage", 0)),
             memory_limit_bytes=int(memory.get("limit", 0)),
             cpu_percent=round(percent, 1),
+            disk_bytes=info.get("SizeRw"),
         )
 
     async def close(self) -> None:
         if self._api is not None:
             self._api.close()
-        self._calls.shutdown()
+        for pool in (self.interactive, self.checks, self.slow):
+            pool.shutdown()
 
     async def host_facts(self) -> dict[str, Any]:
         """What admins see about this engine: version, storage, runtimes, capacity."""
@@ -219,6 +260,7 @@ class DockerBackend:
             "engine": "docker",
             "version": info.get("ServerVersion"),
             "storage_driver": info.get("Driver"),
+            "disk_quota": "hard" if self._hard_quota else "measured",
             "cgroup_version": info.get("CgroupVersion"),
             "runtimes": sorted(self._runtimes),
             "cpus": info.get("NCPU"),
@@ -243,8 +285,23 @@ class DockerBackend:
             return False
         return True
 
-    async def build_image(self, ref: str, dockerfile: str) -> None:
-        """Build a lab's own image from its Dockerfile (``FROM`` a local image)."""
+    async def _ensure_image(self, spec: SandboxSpec, report: ProgressCallback) -> None:
+        """The image exists, or is built from ``spec.dockerfile`` once: fifty students
+        starting the same lab at once wait for one build."""
+        if not spec.dockerfile:
+            if not await self.image_exists(spec.image):
+                raise SandboxError(
+                    "This lab's image is not available on the lab server.",
+                    detail=f"image {spec.image} is not built",
+                )
+            return
+        lock = self._image_builds.setdefault(spec.image, asyncio.Lock())
+        async with lock:
+            if not await self.image_exists(spec.image):
+                report(Progress(5, "building the lab image"))
+                await self._build_image(spec.image, spec.dockerfile)
+
+    async def _build_image(self, ref: str, dockerfile: str) -> None:
         api = await self.api()
 
         def build() -> None:
@@ -252,15 +309,13 @@ class DockerBackend:
                                forcerm=True, pull=False, decode=True)  # fmt: skip
             for chunk in stream:
                 if "error" in chunk:
-                    raise SandboxError(f"building the lab image failed: {chunk['error'].strip()}")
+                    raise SandboxError(
+                        "This lab's image could not be built.", detail=chunk["error"].strip()
+                    )
 
-        await self._call(build)
+        await self._call(build, budget=self.slow)
 
     # -- steps of start/stop ----------------------------------------------------------------
-
-    async def _require_image(self, ref: str) -> None:
-        if not await self.image_exists(ref):
-            raise SandboxError(f"the lab image {ref} is not built on this host")
 
     async def _inspect(self, api: docker.APIClient, name: str) -> dict[str, Any] | None:
         try:
@@ -269,51 +324,120 @@ class DockerBackend:
             return None
         return info
 
+    async def _exit_detail(self, api: docker.APIClient, container_id: str) -> str:
+        info = await self._inspect(api, container_id)
+        if info is None:
+            return ""
+        state = info["State"]
+        if state.get("OOMKilled"):
+            return "it ran out of memory"
+        return f"its main process ended with code {state.get('ExitCode')}"
+
     async def _ensure_network(self, api: docker.APIClient, spec: SandboxSpec) -> str | None:
         if spec.network != "isolated":
             return None
         if self.isolate_host:
-            await self._call(self._firewall_lab_bridges)
+            await self._call(self._firewall_lab_bridges, budget=self.slow)
         name = config.network_name(spec.name)
         try:
-            await self._call(api.create_network, **config.network_config(spec))
+            await self._call(api.create_network, **config.network_config(spec), budget=self.slow)
         except docker.errors.APIError as exc:
             if exc.status_code != 409:  # 409: it exists from an earlier try; reuse it
-                raise SandboxError(_explain(exc)) from exc
+                raise SandboxError(
+                    "The lab's network could not be created.", detail=_explain(exc)
+                ) from exc
         return name
 
     def _firewall_lab_bridges(self) -> None:
-        """Drop every packet from a lab bridge addressed to the host itself, so a student
-        reaches no service of the host (the web site, the engines). Runs once per process;
-        only meaningful for an engine on this machine."""
+        """Packets from a lab bridge reach the internet only: none addressed to the host
+        itself (the web site, the engines), none to private, link-local or other lab
+        networks. Runs once per process; only meaningful for an engine on this machine."""
         if self._firewalled or not self.base_url.startswith("unix:"):
             return
-        rule = ["INPUT", "-i", "lab+", "-j", "DROP"]
-        if subprocess.run(["iptables", "-C", *rule], capture_output=True).returncode != 0:
-            subprocess.run(["iptables", "-I", *rule], check=True, capture_output=True)
+        rules = [["INPUT", "-i", "lab+", "-j", "DROP"]]
+        rules += [
+            ["DOCKER-USER", "-i", "lab+", "-d", net, "-j", "DROP"] for net in BLOCKED_DESTINATIONS
+        ]
+        for rule in rules:
+            if subprocess.run(["iptables", "-C", *rule], capture_output=True).returncode != 0:
+                subprocess.run(["iptables", "-I", *rule], check=True, capture_output=True)
         self._firewalled = True
 
     async def _create(self, api: docker.APIClient, spec: SandboxSpec, network: str | None) -> str:
         if spec.runtime and spec.runtime not in await self.runtimes():
             log.warning("runtime %s is not installed here; %s uses runc", spec.runtime, spec.name)
             spec = dataclasses.replace(spec, runtime=None)
-        kwargs = config.container_config(spec, network=network)
-        host_config = api.create_host_config(**kwargs.pop("host_config"))
-        try:
-            created = await self._call(api.create_container, host_config=host_config, **kwargs)
-        except docker.errors.APIError as exc:
-            raise SandboxError(_explain(exc)) from exc
-        return str(created["Id"])
+        tools = await self._tools_dir()
+        while True:
+            kwargs = config.container_config(
+                spec,
+                network=network,
+                tools_dir=tools,
+                hard_disk_quota=self._hard_quota is not False,
+            )
+            host_config = api.create_host_config(**kwargs.pop("host_config"))
+            try:
+                created = await self._call(
+                    api.create_container, host_config=host_config, **kwargs, budget=self.slow
+                )
+            except docker.errors.APIError as exc:
+                if self._hard_quota is None and "storage" in _explain(exc).lower():
+                    log.info("storage driver has no size quota here; disk use is measured")
+                    self._hard_quota = False
+                    continue
+                raise SandboxError(
+                    "The lab environment could not be created.", detail=_explain(exc)
+                ) from exc
+            if self._hard_quota is None:
+                self._hard_quota = True
+            return str(created["Id"])
+
+    async def _tools_dir(self) -> str:
+        if self._tools_ready is None:
+            self._tools_ready = await self._call(ensure_tools, *self._tools, budget=self.slow)
+        return self._tools_ready
 
     async def _run_setup(self, api: docker.APIClient, container_id: str, script: str) -> None:
-        created = await self._call(
-            api.exec_create, container_id, config.check_command(script, 120), workdir="/root"
-        )
-        output = await self._call(api.exec_start, created["Id"])
-        code = (await self._call(api.exec_inspect, created["Id"]))["ExitCode"]
-        if code != 0:
-            tail = output.decode(errors="replace")[-500:]
-            raise SandboxError(f"the lab's setup script failed ({code}): {tail}")
+        code, output, timed_out = await self._run_script(container_id, script, SETUP_TIMEOUT)
+        if code != 0 or timed_out:
+            raise SandboxError(
+                "The lab's setup did not complete.",
+                detail=f"exit {code}: {output.decode(errors='replace')[-500:]}",
+            )
+
+    async def _run_script(
+        self, name: str, script: str, timeout: float
+    ) -> tuple[int | None, bytes, bool]:
+        """Run ``script`` with the platform's tools; returns (exit code, output, timed out)."""
+        api = await self.api()
+        marker = f"labcheck-{uuid.uuid4().hex[:12]}"
+        try:
+            created = await self._call(
+                api.exec_create, name, config.script_command(script, timeout, marker),
+                stdout=True, stderr=True, workdir="/root", budget=self.checks,
+                environment={"LANG": "C.UTF-8", "HOME": "/root", "PATH": config.CHECK_PATH},
+            )  # fmt: skip
+        except docker.errors.APIError as exc:
+            raise SandboxError("The sandbox is not running.", detail=_explain(exc)) from exc
+        began = time.monotonic()
+        try:
+            reader, writer = await open_exec_stream(
+                self.base_url, api.api_version, created["Id"], tty=False
+            )
+        except (HijackError, OSError) as exc:
+            raise HostUnavailable("The check could not be started.", detail=str(exc)) from exc
+        try:
+            output = await asyncio.wait_for(read_exec_output(reader), timeout + 2)
+        except TimeoutError:
+            log.warning("script in %s held its deadline up; killing it", name)
+            await self._exec_output(api, name, config.kill_command(marker))
+            return None, b"", True
+        finally:
+            writer.close()
+        info = await self._call(api.exec_inspect, created["Id"], budget=self.checks)
+        code = info.get("ExitCode")
+        timed_out = code == config.TIMED_OUT and time.monotonic() - began >= timeout - 0.5
+        return code, output, timed_out
 
     async def _exec_output(self, api: docker.APIClient, name: str, cmd: list[str]) -> bytes:
         try:
@@ -324,23 +448,34 @@ class DockerBackend:
 
     async def _remove(self, api: docker.APIClient, name: str) -> None:
         try:
-            await self._call(api.remove_container, name, force=True, v=True)
+            await self._call(api.remove_container, name, force=True, v=True, budget=self.slow)
         except docker.errors.NotFound:
             log.info("container %s already gone", name)
         except docker.errors.APIError as exc:
             if exc.status_code != 409:
-                raise
+                raise SandboxError(
+                    "The sandbox could not be removed.", detail=_explain(exc)
+                ) from exc
             log.info("container %s already being removed", name)
 
     async def _remove_network(self, api: docker.APIClient, name: str) -> None:
         with contextlib.suppress(docker.errors.NotFound):
-            await self._call(api.remove_network, name)
+            await self._call(api.remove_network, name, budget=self.slow)
 
     @staticmethod
     def _sandbox(info: dict[str, Any]) -> Sandbox:
         return Sandbox(
             name=info["Name"].lstrip("/"), engine_id=info["Id"], labels=info["Config"]["Labels"]
         )
+
+
+def _status(state: str) -> SandboxStatus:
+    """A container's state as the contract names it ("created" is a start under way)."""
+    if state in ("running", "paused"):
+        return SandboxStatus.RUNNING
+    if state in ("created", "restarting"):
+        return SandboxStatus.STARTING
+    return SandboxStatus.EXITED
 
 
 def _explain(exc: docker.errors.APIError) -> str:

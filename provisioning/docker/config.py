@@ -14,12 +14,20 @@ LOG_OPTIONS = {"max-size": "1m", "max-file": "1"}
 TMP_SIZE = "64m"
 
 
-def container_config(spec: SandboxSpec, *, network: str | None) -> dict[str, Any]:
+def container_config(
+    spec: SandboxSpec,
+    *,
+    network: str | None,
+    tools_dir: str | None = None,
+    hard_disk_quota: bool = False,
+) -> dict[str, Any]:
     """Keyword arguments for ``APIClient.create_container`` (host config included).
 
     Confinement follows the CIS Docker Benchmark's runtime section: no privileges, no
     capabilities beyond the lab's, no new privileges, default seccomp, limits on pids,
-    memory (no swap) and CPU, private cgroup and IPC namespaces, capped logs.
+    memory (no swap) and CPU, private cgroup and IPC namespaces, capped logs. The
+    platform's own tools (``tools_dir``) are mounted read-only at ``TOOLS_MOUNT`` for
+    checks; ``hard_disk_quota`` asks the storage driver to cap the container's layer.
     """
     res = spec.resources
     memory = f"{res.memory_mib}m"
@@ -44,6 +52,10 @@ def container_config(spec: SandboxSpec, *, network: str | None) -> dict[str, Any
     }
     if spec.runtime:
         host_config["runtime"] = spec.runtime
+    if tools_dir:
+        host_config["binds"] = {tools_dir: {"bind": TOOLS_MOUNT, "mode": "ro"}}
+    if hard_disk_quota:
+        host_config["storage_opt"] = {"size": f"{res.disk_mib}M"}
     return {
         "image": spec.image,
         "name": spec.name,
@@ -98,10 +110,29 @@ def terminal_command(tab: int, history_lines: int = 200) -> list[str]:
     return ["sh", "-c", script, "labterm", str(tab)]
 
 
-#: Exit status of coreutils' timeout when the command ran too long.
-TIMED_OUT = 124
+#: Where the platform's static tools (busybox and its applets) appear in every lab
+#: container, read-only: checks run with these, never with the image's own ``sh``.
+TOOLS_MOUNT = "/.labsite"
+TOOLS_BIN = f"{TOOLS_MOUNT}/bin"
+#: Checks see the platform's tools first, then the image's (for tools busybox lacks).
+CHECK_PATH = f"{TOOLS_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#: Exit status of busybox's ``timeout -s KILL`` when the command ran too long.
+TIMED_OUT = 137
 
 
-def check_command(script: str, timeout: float) -> list[str]:
-    """Run ``script`` with a hard timeout (TERM, then KILL a second later)."""
-    return ["timeout", "-k", "1", str(max(1, int(timeout))), "sh", "-c", script, "check"]
+def script_command(script: str, timeout: float, marker: str) -> list[str]:
+    """Run ``script`` with the platform's own ``timeout`` and ``sh``, KILLed at the deadline.
+
+    ``marker`` (``$0`` of the shell) names the run, so the backend can find and kill what
+    is left of it if the sandbox holds the deadline up."""
+    seconds = str(max(1, int(timeout)))
+    return [f"{TOOLS_BIN}/timeout", "-s", "KILL", seconds, f"{TOOLS_BIN}/sh", "-c", script, marker]
+
+
+def kill_command(marker: str) -> list[str]:
+    """Kill every process whose command line carries ``marker`` (busybox has no pkill)."""
+    script = (
+        'for p in /proc/[0-9]*; do [ "${p#/proc/}" = "$$" ] && continue; '
+        'grep -qF "$1" "$p/cmdline" 2>/dev/null && kill -9 "${p#/proc/}" 2>/dev/null; done; true'
+    )
+    return [f"{TOOLS_BIN}/sh", "-c", script, "labkill", marker]

@@ -19,6 +19,7 @@ from provisioning.docker import DockerBackend
 from tests.conftest import TEST_SITE
 
 pytestmark = pytest.mark.docker
+START_TIMEOUT = 120
 
 
 def spec(name: str, **overrides) -> SandboxSpec:
@@ -49,7 +50,7 @@ def status_field(docker_client, name: str, field: str) -> str:
 
 
 async def test_no_capabilities_no_new_privileges_seccomp_on(backend, docker_client):
-    box = await backend.start(spec("caps"))
+    box = await backend.start(spec("caps"), timeout=START_TIMEOUT)
     assert status_field(docker_client, box.name, "CapEff") == "0000000000000000"
     assert status_field(docker_client, box.name, "CapBnd") == "0000000000000000"
     assert status_field(docker_client, box.name, "NoNewPrivs") == "1"
@@ -59,12 +60,12 @@ async def test_no_capabilities_no_new_privileges_seccomp_on(backend, docker_clie
 
 
 async def test_declared_capability_is_the_only_one(backend, docker_client):
-    box = await backend.start(spec("netadmin", capabilities=("NET_ADMIN",)))
+    box = await backend.start(spec("netadmin", capabilities=("NET_ADMIN",)), timeout=START_TIMEOUT)
     assert int(status_field(docker_client, box.name, "CapBnd"), 16) == 1 << 12  # CAP_NET_ADMIN
 
 
 async def test_pids_limit_stops_a_fork_bomb(backend, docker_client):
-    box = await backend.start(spec("forkbomb"))
+    box = await backend.start(spec("forkbomb"), timeout=START_TIMEOUT)
     container = docker_client.containers.get(box.name)
     _code, out = run(
         docker_client, box.name, "for i in $(seq 200); do sleep 3 & done 2>&1; echo done"
@@ -77,7 +78,7 @@ async def test_pids_limit_stops_a_fork_bomb(backend, docker_client):
 
 
 async def test_memory_limit_kills_only_the_greedy_process(backend, docker_client):
-    box = await backend.start(spec("oom"))
+    box = await backend.start(spec("oom"), timeout=START_TIMEOUT)
     code, _out = run(docker_client, box.name, "head -c 400m /dev/zero | tail > /dev/null")
     assert code != 0  # tail was killed by the OOM killer inside the container's cgroup
     assert docker_client.containers.get(box.name).status == "running"
@@ -88,7 +89,7 @@ async def test_memory_limit_kills_only_the_greedy_process(backend, docker_client
 
 
 async def test_no_docker_socket_and_capped_logs_and_labels(backend, docker_client):
-    box = await backend.start(spec("misc"))
+    box = await backend.start(spec("misc"), timeout=START_TIMEOUT)
     code, _ = run(
         docker_client, box.name, "test -e /var/run/docker.sock || test -e /run/docker.sock"
     )
@@ -102,14 +103,14 @@ async def test_no_docker_socket_and_capped_logs_and_labels(backend, docker_clien
 
 
 async def test_start_is_idempotent(backend, docker_client):
-    first = await backend.start(spec("twice"))
-    second = await backend.start(spec("twice"))
+    first = await backend.start(spec("twice"), timeout=START_TIMEOUT)
+    second = await backend.start(spec("twice"), timeout=START_TIMEOUT)
     assert first.engine_id == second.engine_id
 
 
 async def test_no_route_to_another_students_container(backend, docker_client):
-    a = await backend.start(spec("net-a", network="isolated"))
-    b = await backend.start(spec("net-b", network="isolated"))
+    a = await backend.start(spec("net-a", network="isolated"), timeout=START_TIMEOUT)
+    b = await backend.start(spec("net-b", network="isolated"), timeout=START_TIMEOUT)
     b_ip = _ip(docker_client, b.name)
     docker_client.containers.get(b.name).exec_run(["sh", "-c", "nc -lk -p 8080 >/dev/null"],
                                                   detach=True)  # fmt: skip
@@ -119,7 +120,7 @@ async def test_no_route_to_another_students_container(backend, docker_client):
 
 
 async def test_no_route_to_the_hosts_services(backend, docker_client):
-    a = await backend.start(spec("net-host", network="isolated"))
+    a = await backend.start(spec("net-host", network="isolated"), timeout=START_TIMEOUT)
     gateway = _gateway(docker_client, a.name)
     server = socket.create_server(("0.0.0.0", 0))  # a "host service" on every address
     port = server.getsockname()[1]

@@ -38,7 +38,8 @@ async def test_lab_checks_fail_before_and_pass_after_each_solution(lab: LabData)
             capabilities=tuple(lab.capabilities),
             network=lab.network,
             setup_script=lab.setup_script,
-        )
+        ),
+        timeout=300,
     )
     try:
         for step in lab.steps:

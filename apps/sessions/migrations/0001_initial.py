@@ -76,7 +76,8 @@ class Migration(migrations.Migration):
                 ("lease_owner", models.CharField(blank=True, max_length=80)),
                 ("lease_expires_at", models.DateTimeField(blank=True, null=True)),
                 ("check_busy_until", models.DateTimeField(blank=True, null=True)),
-                ("last_check_at", models.DateTimeField(blank=True, null=True)),
+                ("check_window_started_at", models.DateTimeField(blank=True, null=True)),
+                ("checks_in_window", models.PositiveSmallIntegerField(default=0)),
                 ("updated_at", models.DateTimeField(auto_now=True)),
                 (
                     "host",
