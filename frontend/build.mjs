@@ -1,5 +1,9 @@
-// Builds dist/: lab.js (+ map), app.css (+ map) and xterm.css. Usage: node build.mjs [--watch]
+// Builds dist/: lab.js (+ map), app.css (+ map) and xterm.css, after rewriting
+// src/protocol-constants.js from apps/terminals/protocol.py (the protocol's one source).
+// Usage: node build.mjs [--watch]   |   node build.mjs --constants (only the constants)
 import * as esbuild from 'esbuild';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -9,6 +13,28 @@ const root = dirname(fileURLToPath(import.meta.url));
 const dist = join(root, 'dist');
 const require = createRequire(import.meta.url);
 const watch = process.argv.includes('--watch');
+
+/**
+ * Write src/protocol-constants.js as `python3 apps/terminals/protocol.py` prints it
+ * ($PYTHON overrides the interpreter; the module needs only the standard library). Without
+ * apps/ (the frontend alone) the committed file is used as it is.
+ */
+function writeProtocolConstants() {
+  const py = join(root, '..', 'apps', 'terminals', 'protocol.py');
+  const out = join(root, 'src', 'protocol-constants.js');
+  if (!existsSync(py)) {
+    console.log(`${py} not found: using src/protocol-constants.js as committed`);
+    return;
+  }
+  const text = execFileSync(process.env.PYTHON || 'python3', [py], { encoding: 'utf8' });
+  if (!existsSync(out) || readFileSync(out, 'utf8') !== text) {
+    writeFileSync(out, text);
+    console.log('src/protocol-constants.js rewritten from apps/terminals/protocol.py');
+  }
+}
+
+writeProtocolConstants();
+if (process.argv.includes('--constants')) process.exit(0);
 
 await rm(dist, { recursive: true, force: true });
 await mkdir(dist, { recursive: true });

@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "axes",
+    "ninja",  # its Swagger UI files, served locally (no CDN)
     # Dependencies point one way: api → teaching, terminals → sessions → hosts, and every
     # app reads accounts and courses, which import none of the others.
     "apps.accounts",
@@ -46,7 +47,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "labsite.static_files.StaticFilesMiddleware",  # WhiteNoise, kept off the view path
     "django.contrib.sessions.middleware.SessionMiddleware",
     "labsite.locale.CookieLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",

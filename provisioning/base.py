@@ -35,6 +35,10 @@ LABEL_OWNER = "labsite.owner"
 LABEL_LAB = "labsite.lab"
 
 
+#: ``Terminal.ended_reason`` when another viewer took the terminal (a VM's serial console).
+TERMINAL_TAKEN = "taken"
+
+
 class SandboxError(Exception):
     """The engine refused to do what was asked.
 
@@ -158,6 +162,9 @@ class Terminal(Protocol):
 
     #: Recent output to show before live bytes (may be empty).
     replay: bytes
+    #: Why ``read`` returned ``b""``: "" (the shell or the sandbox ended) or
+    #: ``TERMINAL_TAKEN`` (another viewer took a console that allows only one).
+    ended_reason: str
 
     async def read(self, max_bytes: int = 65536) -> bytes: ...
 

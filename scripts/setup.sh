@@ -52,7 +52,8 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$VAR/stamps/venv" 2>/dev/null)" != "$l
 fi
 
 # -- Frontend --------------------------------------------------------------------------------
-front_hash="$(cd frontend && cat package.json package-lock.json build.mjs $(find src -type f | sort) | sha256sum | cut -c1-16)"
+# protocol.py is where frontend/src/protocol-constants.js is generated from.
+front_hash="$(cd frontend && cat package.json package-lock.json build.mjs ../apps/terminals/protocol.py $(find src -type f | sort) | sha256sum | cut -c1-16)"
 if [ ! -f frontend/dist/lab.js ] || [ "$(cat "$VAR/stamps/frontend" 2>/dev/null)" != "$front_hash" ]; then
   say "Frontend (npm ci, build)"
   (cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run -s build)
@@ -61,6 +62,21 @@ fi
 
 # -- Django ----------------------------------------------------------------------------------
 say "Database, translations, course content"
+# The migrations were squashed when apps/ was split into one app per concern (there was no
+# deployment to migrate). A development database from before that is kept aside, not mixed.
+if [ -f "$VAR/db.sqlite3" ] && .venv/bin/python - "$VAR/db.sqlite3" <<'PY'
+import sqlite3, sys
+rows = sqlite3.connect(sys.argv[1]).execute(
+    "SELECT 1 FROM sqlite_master WHERE name='django_migrations'").fetchall()
+old = rows and sqlite3.connect(sys.argv[1]).execute(
+    "SELECT 1 FROM django_migrations WHERE app='labs'").fetchall()
+sys.exit(0 if old else 1)
+PY
+then
+  mv "$VAR/db.sqlite3" "$VAR/db.sqlite3.before-squash"
+  rm -f "$VAR/db.sqlite3-wal" "$VAR/db.sqlite3-shm" "$VAR/demo-accounts.txt"
+  say "Old development database kept as var/db.sqlite3.before-squash; a new one is made"
+fi
 .venv/bin/python manage.py compilemessages -v0 --ignore=.venv
 .venv/bin/python manage.py migrate -v0
 .venv/bin/python manage.py load_content

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -20,11 +21,13 @@ from apps.teaching.models import Classroom, Enrollment
 FIXTURE_CONTENT = Path(__file__).parent / "fixtures" / "content"
 PASSWORD = "correct-horse-battery"
 #: Sandboxes made by tests carry this site label, so cleanup never touches real ones.
-TEST_SITE = "labsite-test"
+#: The process id keeps two test runs on one machine (a developer's and a helper's) from
+#: removing each other's sandboxes; tests/docker/conftest.py removes those of dead runs.
+TEST_SITE = f"labsite-test-{os.getpid()}"
 #: Sites running in child processes have a reconciler of their own, which removes every
 #: sandbox of its site that its database does not know: each gets a label of its own.
-LIVE_SITE = "labsite-test-live"
-PRODUCTION_SITE = "labsite-test-prod"
+LIVE_SITE = f"{TEST_SITE}-live"
+PRODUCTION_SITE = f"{TEST_SITE}-prod"
 
 
 @pytest.fixture(autouse=True)

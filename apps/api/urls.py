@@ -1,17 +1,15 @@
-from django.urls import path
+from django.urls import path, re_path
 
-from apps.api import openapi
-from apps.api import views as api
+from apps.api import docs, errors
+from apps.api.api import api
 
 app_name = "api"
+ninja_urls, _app_name, _namespace = api.urls
 urlpatterns = [
-    path("", openapi.docs, name="docs"),
-    path("openapi.json", openapi.schema, name="schema"),
-    path("labs/", api.labs, name="labs"),
-    path("labs/<int:lab_id>/sessions/", api.start, name="start"),
-    path("sessions/<uuid:session_id>/", api.session_detail, name="session"),
-    path("sessions/<uuid:session_id>/extend/", api.extend, name="extend"),
-    path("sessions/<uuid:session_id>/stop/", api.stop, name="stop"),
-    path("sessions/<uuid:session_id>/reset/", api.reset, name="reset"),
-    path("sessions/<uuid:session_id>/steps/<int:number>/check/", api.check, name="check"),
+    path("", docs.docs, name="docs"),
+    path("openapi.json", docs.schema, name="schema"),
+    *ninja_urls,
+    # Anything else under /api/ (ending in a slash: CommonMiddleware still adds a missing
+    # one) is a JSON 404, whatever DEBUG says.
+    re_path(r"^.*/$", errors.not_found),
 ]

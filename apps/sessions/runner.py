@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 _tasks: set[asyncio.Task] = set()
 #: Names this process in the leases it holds.
 WORKER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-#: How long a claim holds without renewal; renewed every LEASE / 3 while the work goes on.
+#: How long a claim holds without renewal; renewed every RENEW_SECONDS while work goes on.
 LEASE = timedelta(seconds=15)
+RENEW_SECONDS = LEASE.total_seconds() / 3
 #: Progress is written to the database at most this often (it is also sent live).
 PROGRESS_WRITE_INTERVAL = 1.0
 
@@ -112,7 +113,7 @@ async def _hold(session_id, state: State, work: asyncio.Task) -> None:
     """Renew the lease while ``work`` runs; cancel it if the row left ``state`` (a stop
     during a start), since nobody wants its result any more."""
     while not work.done():
-        await asyncio.sleep(LEASE.total_seconds() / 3)
+        await asyncio.sleep(RENEW_SECONDS)
         if not work.done() and not await _renew(session_id, state):
             log.info("session %s left %s; cancelling its work", session_id, state)
             work.cancel()

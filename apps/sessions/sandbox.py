@@ -42,8 +42,9 @@ log = logging.getLogger(__name__)
 #: A session runs at most CHECKS_PER_WINDOW checks per CHECK_WINDOW, whoever presses Check.
 CHECK_WINDOW = timedelta(minutes=1)
 CHECKS_PER_WINDOW = 20
-#: The server gives a check this long past its own timeout before it stops waiting.
-CHECK_GRACE = 3.0
+#: The backend enforces a check's timeout (and cleans up after it); this is the server's
+#: last resort for a backend that does not come back at all.
+CHECK_GRACE = 15.0
 
 
 class SandboxEnded(LabError):
@@ -154,8 +155,7 @@ def _within_rate(session_id) -> bool:
     now = timezone.now()
     rows = LabSession.objects.filter(pk=session_id)
     fresh = rows.filter(
-        Q(check_window_started_at__isnull=True)
-        | Q(check_window_started_at__lte=now - CHECK_WINDOW)
+        Q(check_window_started_at__isnull=True) | Q(check_window_started_at__lte=now - CHECK_WINDOW)
     ).update(check_window_started_at=now, checks_in_window=1)
     if fresh:
         return True
@@ -184,14 +184,39 @@ def _release_check(session_id) -> None:
 # -- a sandbox that is gone --------------------------------------------------------------------
 
 
+async def ended(session: LabSession, settle: float = 0.0) -> SandboxStatus | None:
+    """Ask the engine whether the sandbox still runs; if it does not, end the session, tell
+    its pages, and return how it ended. An engine that does not answer says nothing.
+
+    ``settle``: keep asking this many seconds while it says RUNNING (a terminal stream can
+    end a moment before the engine notices that PID 1 died)."""
+    backend = get_backend(session.backend)
+    deadline = asyncio.get_running_loop().time() + settle
+    while True:
+        try:
+            status = await backend.status(sandbox_of(session))
+        except HostUnavailable:
+            return None
+        if status in (SandboxStatus.MISSING, SandboxStatus.EXITED):
+            await note_gone(session.pk, status, await _exit_detail(backend, session))
+            return status
+        if asyncio.get_running_loop().time() >= deadline:
+            return None
+        await asyncio.sleep(0.2)
+
+
+async def _exit_detail(backend, session: LabSession) -> str:
+    """Why it ended, as the engine's listing says (rare: only when a sandbox just died)."""
+    try:
+        listed = await backend.list_sandboxes()
+    except HostUnavailable:
+        return ""
+    return next((box.exit_detail for box in listed if box.name == session.sandbox_name), "")
+
+
 async def _end_if_gone(session: LabSession) -> None:
     """After an engine error: if the sandbox no longer runs, end the session and say why."""
-    try:
-        status = await get_backend(session.backend).status(sandbox_of(session))
-    except HostUnavailable:
-        return  # nothing is known; an engine that does not answer never ends a session
-    if status in (SandboxStatus.MISSING, SandboxStatus.EXITED):
-        await note_gone(session.pk, status)
+    if status := await ended(session):
         raise SandboxEnded(services.gone_message(status))
 
 

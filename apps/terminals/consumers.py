@@ -24,6 +24,7 @@ from apps.sessions.errors import LabError
 from apps.sessions.models import LabSession, State
 from apps.sessions.serializers import session_json
 from apps.terminals import protocol
+from provisioning.base import TERMINAL_TAKEN
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class TerminalConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
         self.unacked = 0
         self.resume = asyncio.Event()
         self.resume.set()
-        self.tokens, self.refilled = float(protocol.INPUT_RATE_BURST), time.monotonic()
+        self.bucket = protocol.input_bucket()
         self.last_touch = 0.0
         cols, rows = _size_from_query(self.scope.get("query_string", b""))
         try:
@@ -117,7 +118,8 @@ class TerminalConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
                  self.scope["user"].username)  # fmt: skip
         if self.terminal.replay:
             await self.send(bytes_data=self.terminal.replay)
-        await self.send(text_data=json.dumps({"type": "status", "state": "attached", "tab": tab}))
+        attached = {"type": protocol.STATUS, "state": protocol.STATUS_ATTACHED, "tab": tab}
+        await self.send(text_data=json.dumps(attached))
         self.pump = asyncio.get_running_loop().create_task(self.pump_output())
 
     async def pump_output(self) -> None:
@@ -131,12 +133,15 @@ class TerminalConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
             if self.unacked > protocol.HIGH_WATERMARK:
                 self.resume.clear()
             await self.send(bytes_data=data)
-        if getattr(self.terminal, "ended_reason", "") == "taken":
+        if self.terminal.ended_reason == TERMINAL_TAKEN:
             # Another window opened this VM's one console: do not fight over it.
             await self.close(code=protocol.CONSOLE_TAKEN)
-            return
-        # The shell exited (the student typed `exit`): a reconnect starts a fresh one.
-        await self.close(code=1000)
+        elif await sandbox.ended(self.session, settle=1.0):
+            # The sandbox died with the stream (PID 1 killed, poweroff): say so, at once.
+            await self.close(code=protocol.SANDBOX_ENDED)
+        else:
+            # The shell exited (the student typed `exit`): a reconnect starts a fresh one.
+            await self.close(code=1000)
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         size = len(bytes_data or b"") + len(text_data or "")
@@ -144,18 +149,17 @@ class TerminalConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
             await self.refuse(protocol.POLICY, f"frame of {size} bytes", self.session.pk)
             return
         message = _control_message(text_data) if text_data is not None else None
-        if message is not None and message["type"] == "ack":
-            # Acknowledgements are not input (a flood makes the browser send many) and cost
-            # nothing but a subtraction: they are not rate limited.
-            self.acknowledge(message.get("bytes"))
-            return
-        if not self.take_token():
+        kind = None if bytes_data is not None else (message or {}).get("type", "")
+        # Acknowledgements take no token (protocol.ACKS_COUNT_AGAINST_RATE); all else does.
+        if protocol.counts_against_rate(kind) and not self.bucket.take():
             await self.refuse(protocol.POLICY, "input over the rate limit", self.session.pk)
             return
         if bytes_data is not None:
             await self.terminal.write(bytes_data)
             await self.touch()
-        elif message is not None and message["type"] == "resize":
+        elif kind == protocol.ACK:
+            self.acknowledge(message.get("bytes"))
+        elif kind == protocol.RESIZE:
             cols, rows = _clamp(message.get("cols"), message.get("rows"))
             await self.terminal.resize(cols=cols, rows=rows)
 
@@ -164,18 +168,6 @@ class TerminalConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
             self.unacked = max(0, self.unacked - acked)
             if self.unacked < protocol.LOW_WATERMARK:
                 self.resume.set()
-
-    def take_token(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(
-            protocol.INPUT_RATE_BURST,
-            self.tokens + (now - self.refilled) * protocol.INPUT_RATE_PER_SECOND,
-        )
-        self.refilled = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
 
     async def touch(self) -> None:
         now = time.monotonic()
@@ -187,7 +179,7 @@ class TerminalConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
         session = await database_sync_to_async(_load)(self.session.pk)
         if session is None or session.state != State.RUNNING:
             state = session.state if session else "missing"
-            await self.send(text_data=json.dumps({"type": "status", "state": state}))
+            await self.send(text_data=json.dumps({"type": protocol.STATUS, "state": state}))
             await self.close(code=protocol.SANDBOX_ENDED)
 
     async def session_progress(self, event) -> None:
@@ -219,14 +211,14 @@ class SessionEventsConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
     async def session_changed(self, event) -> None:
         with translation.override(self.language):
             data = await database_sync_to_async(_session_data)(self.session.pk)
-        await self.send(text_data=json.dumps({"type": "session", "session": data}))
+        await self.send(text_data=json.dumps({"type": protocol.SESSION, "session": data}))
 
     async def session_progress(self, event) -> None:
         with translation.override(self.language):
             message = progress_messages.translate(event["message"])
         await self.send(
             text_data=json.dumps(
-                {"type": "progress", "percent": event["percent"], "message": message}
+                {"type": protocol.PROGRESS, "percent": event["percent"], "message": message}
             )
         )
 
@@ -268,7 +260,8 @@ def _clamp(cols, rows) -> tuple[int, int]:
         cols, rows = int(cols), int(rows)
     except (TypeError, ValueError):
         cols, rows = 80, 24
-    return max(1, min(cols, protocol.MAX_COLS)), max(1, min(rows, protocol.MAX_ROWS))
+    cols = max(protocol.MIN_COLS, min(cols, protocol.MAX_COLS))
+    return cols, max(protocol.MIN_ROWS, min(rows, protocol.MAX_ROWS))
 
 
 def _language(scope) -> str:

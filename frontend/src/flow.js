@@ -3,6 +3,7 @@
 // clock or the random number as an argument.
 
 import {
+  ACKS_COUNT_AGAINST_RATE,
   ACK_EVERY,
   CloseCode,
   INPUT_RATE_BURST,
@@ -98,12 +99,13 @@ export class Backoff {
 
 /**
  * What the browser does when a terminal socket closes with `code`
- * (docs/terminal-protocol.md, "Close codes").
- * Returns {reconnect, reason, minDelay}; `reason` is a key the UI maps to a message.
+ * (docs/terminal-protocol.md, "Close codes"): one entry per close code of the server.
+ * Returns {reconnect, reason, minDelay}; `reason` is a key that messages.js turns into the
+ * notice shown (text, and a log-in link or a button where there is one).
  */
 export function closePolicy(code) {
   switch (code) {
-    case CloseCode.UNAUTHENTICATED:
+    case CloseCode.UNAUTHENTICATED: // logged out: a link to log in, never a loop
       return { reconnect: false, reason: 'unauthenticated', minDelay: 0 };
     case CloseCode.FORBIDDEN:
       return { reconnect: false, reason: 'forbidden', minDelay: 0 };
@@ -113,14 +115,35 @@ export function closePolicy(code) {
       return { reconnect: true, reason: 'policy', minDelay: 3000 };
     case CloseCode.NOT_RUNNING:
       return { reconnect: true, reason: 'not_running', minDelay: 2000 };
-    case CloseCode.SANDBOX_ENDED:
+    case CloseCode.SANDBOX_ENDED: // the page follows the session and says why
       return { reconnect: false, reason: 'ended', minDelay: 0 };
     case CloseCode.ENGINE_ERROR:
       return { reconnect: true, reason: 'engine', minDelay: 0 };
+    case CloseCode.CONSOLE_TAKEN: // another window has the VM's console: offer to take it back
+      return { reconnect: false, reason: 'taken', minDelay: 0 };
     default:
       // 1000-1015 (network trouble, server restart) and anything unexpected.
       return { reconnect: true, reason: 'network', minDelay: 0 };
   }
+}
+
+/** The log-in page for `loginUrl`, coming back to the current page afterwards. */
+export function loginHref(loginUrl, location) {
+  const url = new URL(loginUrl || '/accounts/login/', location.href);
+  url.searchParams.set('next', location.pathname + (location.search || ''));
+  return url.origin === new URL(location.href).origin ? url.pathname + url.search : url.href;
+}
+
+/**
+ * Milliseconds a Retry-After header value asks to wait (delta-seconds or an HTTP date),
+ * 0 if absent or unreadable. `nowMs` is Date.now().
+ */
+export function retryAfterMs(value, nowMs) {
+  if (value === null || value === undefined || String(value).trim() === '') return 0;
+  const text = String(value).trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  return Number.isFinite(at) ? Math.max(0, at - nowMs) : 0;
 }
 
 // ---------------------------------------------------------------------------
@@ -128,11 +151,20 @@ export function closePolicy(code) {
 // ---------------------------------------------------------------------------
 
 /**
+ * Whether the server takes a token of its input bucket for a frame: `null` for a binary
+ * frame, else the control message. Acknowledgements take none (ACKS_COUNT_AGAINST_RATE is
+ * false in apps/terminals/protocol.py); keystrokes, resizes and anything else take one.
+ */
+export function countsAgainstRate(message, acksCount = ACKS_COUNT_AGAINST_RATE) {
+  return !message || message.type !== MessageType.ACK || acksCount;
+}
+
+/**
  * The browser's share of the server's input bucket (INPUT_RATE_BURST frames refilled at
- * INPUT_RATE_PER_SECOND; the server counts every frame, text or binary). The browser
- * stays well below it, because network jitter can bunch frames up on arrival:
- * keystrokes get 40 % of the burst and 60 % of the rate, control messages (acks,
- * resizes) 10 % and 20 %; together half the burst and 80 % of the rate.
+ * INPUT_RATE_PER_SECOND, over the frames countsAgainstRate() names). The browser stays well
+ * below it, because network jitter can bunch frames up on arrival: keystrokes get 40 % of
+ * the burst and 60 % of the rate, resizes 10 % and 20 %; together half the burst and 80 %
+ * of the rate. Acknowledgements are not budgeted: the server does not count them.
  */
 export const KEYS_BUDGET = Object.freeze({
   burst: Math.max(1, Math.floor(INPUT_RATE_BURST * 0.4)),
@@ -143,7 +175,11 @@ export const CONTROL_BUDGET = Object.freeze({
   perSecond: INPUT_RATE_PER_SECOND * 0.2,
 });
 
-/** A token bucket: `burst` tokens, refilled at `perSecond`; times in milliseconds. */
+/**
+ * A token bucket: `burst` tokens, refilled at `perSecond`; times in milliseconds. The same
+ * rule as TokenBucket in apps/terminals/protocol.py, which limits the server's input; the
+ * tests use this one, with the server's parameters, as the model of the server.
+ */
 export class TokenBucket {
   constructor(burst, perSecond, now = 0) {
     this.burst = burst;
@@ -251,13 +287,20 @@ export class InputThrottle {
 }
 
 /**
- * Control messages waiting for a token of the CONTROL_BUDGET: acknowledged bytes add
- * up into one ack, and only the latest size is kept, so nothing is lost by waiting.
+ * Control messages waiting to be sent: only the latest size is kept, and acknowledged
+ * bytes add up into one ack, so nothing is lost by waiting. A resize waits for a token of
+ * the CONTROL_BUDGET; an ack waits only if the server counts acks (countsAgainstRate).
  * take() returns the message objects to send now (a resize before an ack).
  */
 export class ControlQueue {
-  constructor({ burst = CONTROL_BUDGET.burst, perSecond = CONTROL_BUDGET.perSecond, now = 0 } = {}) {
+  constructor({
+    burst = CONTROL_BUDGET.burst,
+    perSecond = CONTROL_BUDGET.perSecond,
+    now = 0,
+    acksCount = ACKS_COUNT_AGAINST_RATE,
+  } = {}) {
     this.bucket = new TokenBucket(burst, perSecond, now);
+    this.acksCount = acksCount;
     this.ackBytes = 0;
     this.size = null;
   }
@@ -280,8 +323,9 @@ export class ControlQueue {
       out.push({ type: MessageType.RESIZE, cols: this.size.cols, rows: this.size.rows });
       this.size = null;
     }
-    if (this.ackBytes > 0 && this.bucket.take(now)) {
-      out.push({ type: MessageType.ACK, bytes: this.ackBytes });
+    const ack = { type: MessageType.ACK, bytes: this.ackBytes };
+    if (this.ackBytes > 0 && (!countsAgainstRate(ack, this.acksCount) || this.bucket.take(now))) {
+      out.push(ack);
       this.ackBytes = 0;
     }
     return out;
@@ -289,6 +333,7 @@ export class ControlQueue {
 
   /** Milliseconds until take() can send something (null: nothing pending). */
   delay(now) {
+    if (this.ackBytes > 0 && !countsAgainstRate({ type: MessageType.ACK }, this.acksCount)) return 0;
     return this.pending ? this.bucket.delay(now) : null;
   }
 }

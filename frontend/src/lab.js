@@ -19,6 +19,7 @@
  *     <section id="lab-app" data-lab-id="3" data-start-url="/api/labs/3/sessions/"
  *              data-session="{…session JSON as the API returns it…}"   (or data-session="")
  *              data-logged-in="true|false"       (optional; "false" keeps Start disabled)
+ *              data-login-url="/accounts/login/" (optional; the "Log in" link after a logout)
  *              data-max-tabs="4">                (optional; LABSITE_MAX_TABS, at most 4)
  *       <div class="lab-toolbar">
  *         <span class="lab-state" data-role="state"></span>
@@ -49,7 +50,14 @@
  * - Load order: Django's JavaScript catalog (window.gettext) before dist/lab.js (defer is
  *   fine); stylesheets dist/app.css and dist/xterm.css in <head>.
  * - The script sets #lab-app[data-state] = session state or "none", and on each
- *   .terminal-pane and .terminal-tab: data-state = idle|connecting|attached|waiting|ended.
+ *   .terminal-pane and .terminal-tab: data-state = idle|connecting|attached|waiting|ended;
+ *   an ended .terminal-pane also gets data-end-reason (closePolicy's reason: "taken",
+ *   "ended", "unauthenticated"…) when a close code ended it.
+ * - Close codes (docs/terminal-protocol.md): 4010 stops the terminal and the page shows why
+ *   the session ended; 4012 offers "Take it back" (one reconnect per click); 4001 shows a
+ *   "Log in" link. None of them reconnects by itself.
+ * - Check errors: the server's JSON `error.message` is shown under the step; a 429 is
+ *   never retried by the page (the button rests for the Retry-After time, if sent).
  */
 
 import { ACTIVE_STATES, FINAL_STATES, MAX_TABS, MessageType, SessionState, STATUS_ATTACHED } from './protocol.js';
@@ -61,9 +69,11 @@ import {
   formatDuration,
   parseSessionAttr,
   readCookie,
+  retryAfterMs,
   timerLevel,
 } from './flow.js';
 import { gettext, interpolate } from './i18n.js';
+import { apiErrorMessage, endMessage } from './messages.js';
 import { TerminalConnection } from './terminal.js';
 
 export { TerminalConnection };
@@ -76,10 +86,11 @@ const LINE_DELAY_MS = 40;
 const RUNNABLE_LANGS = ['language-bash', 'language-sh', 'language-shell'];
 
 class ApiError extends Error {
-  constructor(message, status = 0, code = '') {
+  constructor(message, status = 0, code = '', retryAfter = 0) {
     super(message);
     this.status = status;
     this.code = code;
+    this.retryAfter = retryAfter; // milliseconds the server asked to wait (Retry-After)
   }
 }
 
@@ -89,6 +100,7 @@ export class LabController {
     this.root = root;
     this.startUrl = root.dataset.startUrl;
     this.loggedIn = root.dataset.loggedIn !== 'false';
+    this.loginUrl = root.dataset.loginUrl || '/accounts/login/';
     this.maxTabs = Math.min(MAX_TABS, Number(root.dataset.maxTabs) || MAX_TABS);
     this.session = parseSessionAttr(root.dataset.session || '');
 
@@ -115,6 +127,7 @@ export class LabController {
     this.activeTab = 0;
     this.busy = false;
     this.checking = new Set();
+    this.checkResting = new Map(); // step -> Date.now() until which its button rests (429)
     this.deadline = 0; // Date.now() value when the time is up
     this.progress = null;
 
@@ -176,7 +189,7 @@ export class LabController {
   }
 
   async check(step, button) {
-    if (!this.session || this.checking.has(step)) return;
+    if (!this.session || this.checking.has(step) || this._resting(step)) return;
     const section = button.closest('.step');
     const result = section && section.querySelector('[data-role="check-result"]');
     this.checking.add(step);
@@ -190,7 +203,14 @@ export class LabController {
         this._renderPassedCount();
       }
     } catch (err) {
-      if (result) showCheckError(result, err.message);
+      // The server's message (check_busy, check_rate, sandbox_ended, check_failed,
+      // engine_unavailable…); never retried from here: the student decides when to try again.
+      if (result) showCheckError(result, err.message, err.status === 429 ? 'is-wait' : 'is-error');
+      if (err.status === 429 && err.retryAfter > 0) {
+        this.checkResting.set(step, Date.now() + err.retryAfter);
+        setTimeout(() => this._renderChecks(), err.retryAfter + 50);
+      }
+      if (err.code === 'sandbox_ended') this._poll();
     } finally {
       this.checking.delete(step);
       this._renderChecks();
@@ -240,12 +260,14 @@ export class LabController {
 
     const conn = new TerminalConnection(pane, {
       url: terminalPath(this.session, n),
+      loginUrl: this.loginUrl,
       onState: (state) => {
         button.dataset.state = state;
       },
       onStatusMessage: (msg) => {
         if (msg.state !== STATUS_ATTACHED) this._poll();
       },
+      onClosed: (policy) => this._terminalClosed(policy, conn),
     });
     const entry = { tab: n, conn, pane, button };
     this.terminals.push(entry);
@@ -270,6 +292,18 @@ export class LabController {
       target.conn.fit();
       target.conn.focus();
     });
+  }
+
+  /** A terminal closed for good (4001, 4003, 4004, 4010, 4012): see what the session says. */
+  _terminalClosed(policy, conn) {
+    const s = this.session;
+    if (policy.reason === 'ended') {
+      // The sandbox ended: say why as soon as the session does (now, or at the next poll).
+      if (s && FINAL_STATES.includes(s.state)) conn.disconnect(endMessage(s));
+      else this._pollSoon();
+    } else if (policy.reason === 'unauthenticated') {
+      this._pollSoon(); // answers 401: the page stops following and says so
+    }
   }
 
   // --------------------------------------------------------- session follow
@@ -367,6 +401,12 @@ export class LabController {
         if (gen === this._eventsGen) this._openEvents();
       }, delay);
     };
+  }
+
+  /** One poll right away, however many terminals ask at once. */
+  _pollSoon() {
+    if (this._following) this._schedulePoll(0);
+    else this._poll();
   }
 
   _schedulePoll(delay) {
@@ -476,7 +516,7 @@ export class LabController {
     const running = !!this.session && this.session.state === SessionState.RUNNING;
     for (const b of this.stepsEl.querySelectorAll('[data-action="check"]')) {
       const checking = this.checking.has(b.dataset.step);
-      b.disabled = !running || checking;
+      b.disabled = !running || checking || this._resting(b.dataset.step);
       b.classList.toggle('is-busy', checking);
       b.setAttribute('aria-busy', checking ? 'true' : 'false');
     }
@@ -489,6 +529,14 @@ export class LabController {
       this._expiredPolled = true;
       this._poll();
     }
+  }
+
+  /** True while a step's Check button rests after a 429 with Retry-After. */
+  _resting(step) {
+    const until = this.checkResting.get(step);
+    if (until && until > Date.now()) return true;
+    this.checkResting.delete(step);
+    return false;
   }
 
   _setDeadline(session) {
@@ -660,21 +708,6 @@ function terminalPath(session, tab) {
   return `${session.terminal_url}${tab}/`;
 }
 
-function endMessage(session) {
-  if (session.state === SessionState.FAILED) {
-    return session.failure_message || gettext('The lab could not be started.');
-  }
-  if (session.end_reason_label) {
-    return interpolate(gettext('This lab session has ended: %(reason)s. You can start the lab again.'), {
-      reason: session.end_reason_label,
-    });
-  }
-  if (session.state === SessionState.EXPIRED) {
-    return gettext('Time is up: this lab session has expired. You can start the lab again.');
-  }
-  return gettext('This lab session has ended. You can start the lab again.');
-}
-
 function showButton(button, visible, disabled) {
   if (!button) return;
   button.hidden = !visible;
@@ -710,9 +743,9 @@ async function api(method, url) {
   }
   if (!res.ok) {
     const e = data && data.error;
-    const message =
-      (e && e.message) || interpolate(gettext('The server returned an error (HTTP %(status)s).'), { status: res.status });
-    throw new ApiError(message, res.status, (e && e.code) || '');
+    const code = (e && typeof e === 'object' && e.code) || '';
+    const retryAfter = retryAfterMs(res.headers.get('Retry-After'), Date.now());
+    throw new ApiError(apiErrorMessage(res.status, data), res.status, code, retryAfter);
   }
   return data;
 }
@@ -738,8 +771,8 @@ function showCheckResult(el, data) {
   }
 }
 
-function showCheckError(el, message) {
-  el.className = 'check-result is-error';
+function showCheckError(el, message, kind = 'is-error') {
+  el.className = `check-result ${kind}`;
   el.textContent = message;
 }
 

@@ -17,6 +17,7 @@ import {
   closePolicy,
 } from './flow.js';
 import { gettext, interpolate } from './i18n.js';
+import { closedNotice, reasonText } from './messages.js';
 
 const CONNECT_TIMEOUT_MS = 15_000;
 const RESIZE_DEBOUNCE_MS = 100;
@@ -55,7 +56,8 @@ const FONT_FAMILY =
  *   connecting  socket opening, or open and replaying recent output
  *   attached    the shell is attached
  *   waiting     closed; a reconnect is scheduled
- *   ended       closed for good (see the banner for why)
+ *   ended       closed for good (see the banner for why; `endReason` is closePolicy's
+ *               reason, e.g. "taken", or "" after disconnect())
  */
 export class TerminalConnection {
   /**
@@ -64,13 +66,19 @@ export class TerminalConnection {
    * @param {string} opts.url        terminal path, e.g. session.terminal_url + "1/"
    * @param {(state: string, conn: TerminalConnection) => void} [opts.onState]
    * @param {(msg: object, conn: TerminalConnection) => void} [opts.onStatusMessage]
+   * @param {(policy: object, conn: TerminalConnection) => void} [opts.onClosed]
+   *        the socket closed with a code that does not reconnect (policy of closePolicy())
+   * @param {string} [opts.loginUrl]  where the "Log in" link of a 4001 goes
    */
-  constructor(container, { url, onState, onStatusMessage } = {}) {
+  constructor(container, { url, onState, onStatusMessage, onClosed, loginUrl } = {}) {
     this.container = container;
     this.url = url;
     this.onState = onState || (() => {});
     this.onStatusMessage = onStatusMessage || (() => {});
+    this.onClosed = onClosed || (() => {});
+    this.loginUrl = loginUrl || '';
     this.state = 'idle';
+    this.endReason = '';
 
     this._ws = null;
     this._gen = 0; // bumped for every socket; events of older sockets are ignored
@@ -93,7 +101,9 @@ export class TerminalConnection {
     this.bannerButton = el('button', 'btn btn-ghost terminal-banner-button');
     this.bannerButton.type = 'button';
     this.bannerButton.hidden = true;
-    this.banner.append(this.bannerText, this.bannerButton);
+    this.bannerLink = el('a', 'btn btn-ghost terminal-banner-button');
+    this.bannerLink.hidden = true;
+    this.banner.append(this.bannerText, this.bannerButton, this.bannerLink);
     container.append(this.host, this.banner);
 
     this.term = new Terminal({
@@ -140,6 +150,7 @@ export class TerminalConnection {
     this._closeSocket();
     this._clearTimer('reconnect');
     this._clearTimer('countdown');
+    this._forgetEnd();
     this.fit();
     const gen = ++this._gen;
     const size = clampSize(this.term.cols, this.term.rows) || { cols: 80, rows: 24 };
@@ -191,8 +202,12 @@ export class TerminalConnection {
       this._clearTimer('connect');
       this._ws = null;
       const policy = closePolicy(ev.code);
-      if (policy.reconnect) this._scheduleReconnect(policy);
-      else this._end(policy.reason);
+      if (policy.reconnect) {
+        this._scheduleReconnect(policy);
+      } else {
+        this._end(policy.reason);
+        this.onClosed(policy, this);
+      }
     };
     // onerror is always followed by onclose.
   }
@@ -205,6 +220,7 @@ export class TerminalConnection {
   /** Point at another terminal URL (a reset made a new session); does not connect. */
   setUrl(url) {
     this.url = url;
+    this._forgetEnd();
     this._gen++;
     this._closeSocket();
     this._clearTimer('reconnect');
@@ -220,6 +236,7 @@ export class TerminalConnection {
     this._closeSocket();
     this._clearTimer('reconnect');
     this._clearTimer('countdown');
+    this._forgetEnd();
     this._setState('ended');
     if (message) this._showBanner(message, 'info');
   }
@@ -304,8 +321,7 @@ export class TerminalConnection {
       this._showBanner(
         `${reason} ${interpolate(gettext('Reconnecting in %(seconds)s s…'), { seconds: secs })}`,
         'warning',
-        gettext('Reconnect now'),
-        () => this.connect(),
+        { label: gettext('Reconnect now'), onClick: () => this.connect() },
       );
     };
     update();
@@ -317,15 +333,30 @@ export class TerminalConnection {
     }, delay);
   }
 
+  /** Closed for good: no timer is left that would reconnect (docs/terminal-protocol.md). */
   _end(reason) {
+    this._clearTimer('reconnect');
+    this._clearTimer('countdown');
+    this.endReason = reason;
+    this.container.dataset.endReason = reason;
     this._setState('ended');
-    if (reason === 'ended') {
-      this._showBanner(this._endMessage || gettext('The lab session has ended.'), 'info');
-    } else if (reason === 'unauthenticated') {
-      this._showBanner(reasonText(reason), 'error', gettext('Reload page'), () => window.location.reload());
-    } else {
-      this._showBanner(reasonText(reason), 'error');
+    const notice = closedNotice(reason, {
+      endText: this._endMessage,
+      loginUrl: this.loginUrl,
+      location: window.location,
+    });
+    let action = notice.action;
+    if (action && action.run === 'reconnect') {
+      // One attempt per click; if the other window takes the console again, we end here again.
+      action = { label: action.label, onClick: () => this.connect() };
     }
+    this._showBanner(notice.text, notice.kind, action);
+  }
+
+  _forgetEnd() {
+    this.endReason = '';
+    this._endMessage = '';
+    delete this.container.dataset.endReason;
   }
 
   _input(bytes) {
@@ -397,23 +428,26 @@ export class TerminalConnection {
     this.onState(state, this);
   }
 
-  _showBanner(text, kind, buttonLabel, onClick) {
+  /** `action`: none, a button {label, onClick}, or a link {label, href}. */
+  _showBanner(text, kind, action = null) {
     this._clearTimer('flash');
     this.banner.hidden = false;
     this.banner.className = `terminal-banner terminal-banner-${kind}`;
     this.bannerText.textContent = text;
-    if (buttonLabel) {
-      this.bannerButton.hidden = false;
-      this.bannerButton.textContent = buttonLabel;
-      this.bannerButton.onclick = () => {
-        onClick();
-        this.focus();
-      };
-    } else {
-      this.bannerButton.hidden = true;
-      this.bannerButton.textContent = '';
-      this.bannerButton.onclick = null;
-    }
+    const button = action && action.onClick ? action : null;
+    const link = action && action.href ? action : null;
+    this.bannerButton.hidden = !button;
+    this.bannerButton.textContent = button ? button.label : '';
+    this.bannerButton.onclick = button
+      ? () => {
+          button.onClick();
+          this.focus();
+        }
+      : null;
+    this.bannerLink.hidden = !link;
+    this.bannerLink.textContent = link ? link.label : '';
+    if (link) this.bannerLink.href = link.href;
+    else this.bannerLink.removeAttribute('href');
   }
 
   _hideBanner() {
@@ -434,27 +468,6 @@ export class TerminalConnection {
       clearInterval(t);
       this._timers[name] = 0;
     }
-  }
-}
-
-function reasonText(reason) {
-  switch (reason) {
-    case 'unauthenticated':
-      return gettext('Your login has expired. Please log in again.');
-    case 'forbidden':
-      return gettext('This terminal is not yours.');
-    case 'not_found':
-      return gettext('No such session.');
-    case 'policy':
-      return gettext('Too much input at once.');
-    case 'not_running':
-      return gettext('The lab is not running yet.');
-    case 'ended':
-      return gettext('The lab session has ended.');
-    case 'engine':
-      return gettext('The sandbox could not be reached.');
-    default:
-      return gettext('Connection lost.');
   }
 }
 

@@ -15,12 +15,16 @@ import {
   clampSize,
   closePolicy,
   commandLines,
+  countsAgainstRate,
   formatDuration,
+  loginHref,
   parseSessionAttr,
   readCookie,
+  retryAfterMs,
   timerLevel,
 } from '../src/flow.js';
 import {
+  ACKS_COUNT_AGAINST_RATE,
   ACK_EVERY,
   CloseCode,
   HIGH_WATERMARK,
@@ -131,7 +135,13 @@ test('Backoff counts attempts, honours minDelay and resets', () => {
 });
 
 test('closePolicy follows the close-code table', () => {
-  for (const code of [CloseCode.UNAUTHENTICATED, CloseCode.FORBIDDEN, CloseCode.NOT_FOUND, CloseCode.SANDBOX_ENDED]) {
+  for (const code of [
+    CloseCode.UNAUTHENTICATED,
+    CloseCode.FORBIDDEN,
+    CloseCode.NOT_FOUND,
+    CloseCode.SANDBOX_ENDED,
+    CloseCode.CONSOLE_TAKEN,
+  ]) {
     assert.equal(closePolicy(code).reconnect, false, String(code));
   }
   for (const code of [CloseCode.POLICY, CloseCode.NOT_RUNNING, CloseCode.ENGINE_ERROR, 1000, 1001, 1006, 1011, 1015]) {
@@ -141,6 +151,37 @@ test('closePolicy follows the close-code table', () => {
   assert.ok(closePolicy(CloseCode.NOT_RUNNING).minDelay > 0, 'wait for the session');
   assert.equal(closePolicy(1006).reason, 'network');
   assert.equal(closePolicy(4010).reason, 'ended');
+  assert.equal(closePolicy(4012).reason, 'taken');
+  assert.equal(closePolicy(4001).reason, 'unauthenticated');
+});
+
+test('loginHref comes back to this page', () => {
+  const here = { href: 'https://lab.example.edu/labs/3/?x=1', pathname: '/labs/3/', search: '?x=1' };
+  assert.equal(loginHref('/accounts/login/', here), '/accounts/login/?next=%2Flabs%2F3%2F%3Fx%3D1');
+  assert.equal(loginHref('', here), '/accounts/login/?next=%2Flabs%2F3%2F%3Fx%3D1');
+  assert.equal(
+    loginHref('https://sso.example.edu/login', here),
+    'https://sso.example.edu/login?next=%2Flabs%2F3%2F%3Fx%3D1',
+  );
+});
+
+test('retryAfterMs reads seconds and HTTP dates', () => {
+  assert.equal(retryAfterMs(null, 0), 0);
+  assert.equal(retryAfterMs('', 0), 0);
+  assert.equal(retryAfterMs('30', 0), 30_000);
+  const now = Date.parse('2026-01-01T00:00:00Z');
+  assert.equal(retryAfterMs('Thu, 01 Jan 2026 00:00:10 GMT', now), 10_000);
+  assert.equal(retryAfterMs('Wed, 31 Dec 2025 00:00:00 GMT', now), 0);
+  assert.equal(retryAfterMs('soon', now), 0);
+});
+
+test('countsAgainstRate: every frame but an ack takes a token', () => {
+  assert.equal(ACKS_COUNT_AGAINST_RATE, false);
+  assert.equal(countsAgainstRate(null), true); // binary: keystrokes
+  assert.equal(countsAgainstRate({ type: 'resize', cols: 80, rows: 24 }), true);
+  assert.equal(countsAgainstRate({ type: 'ping', note: 'ack' }), true);
+  assert.equal(countsAgainstRate({ type: 'ack', bytes: 1 }), false);
+  assert.equal(countsAgainstRate({ type: 'ack', bytes: 1 }, true), true);
 });
 
 test('InputThrottle passes typing straight through', () => {
@@ -194,17 +235,10 @@ test('InputThrottle: frames per second stay within the server bucket', () => {
   const burst = 100;
   const perSecond = 50;
   const t = new InputThrottle({ burst, perSecond, now: 0 });
-  // Simulate the server's bucket seeing the client's frames.
-  let tokens = burst;
-  let last = 0;
+  const server = new TokenBucket(burst, perSecond, 0); // the server's bucket, same parameters
   for (let ms = 0; ms < 10_000; ms += 5) {
     t.push(Uint8Array.of(1, 2, 3)); // a mouse-drag storm: 200 events per second
-    for (const _ of t.take(ms)) {
-      tokens = Math.min(burst, tokens + ((ms - last) / 1000) * perSecond);
-      last = ms;
-      tokens -= 1;
-      assert.ok(tokens >= -1e-9, `server would close at ${ms} ms`);
-    }
+    for (const _ of t.take(ms)) assert.ok(server.take(ms), `server would close at ${ms} ms`);
   }
 });
 
@@ -287,8 +321,24 @@ test('TokenBucket', () => {
   assert.equal(b.take(10_000), false); // never more than the burst
 });
 
-test('ControlQueue coalesces acks and keeps only the latest size', () => {
-  const q = new ControlQueue({ burst: 2, perSecond: 10, now: 0 });
+test('ControlQueue sends acks at once (the server does not count them), resizes on tokens', () => {
+  const q = new ControlQueue({ burst: 1, perSecond: 10, now: 0 });
+  q.resize(80, 24);
+  q.resize(100, 30);
+  assert.deepEqual(q.take(0), [{ type: 'resize', cols: 100, rows: 30 }]); // the latest only
+  q.resize(120, 40);
+  q.ack(100);
+  assert.equal(q.delay(0), 0);
+  assert.deepEqual(q.take(0), [{ type: 'ack', bytes: 100 }]); // no token left: resize waits
+  for (let i = 0; i < 1000; i++) q.ack(1);
+  assert.deepEqual(q.take(1), [{ type: 'ack', bytes: 1000 }]); // coalesced, never held back
+  assert.equal(q.delay(1), 99);
+  assert.deepEqual(q.take(100), [{ type: 'resize', cols: 120, rows: 40 }]);
+  assert.equal(q.delay(100), null);
+});
+
+test('ControlQueue coalesces acks and keeps only the latest size (if acks counted)', () => {
+  const q = new ControlQueue({ burst: 2, perSecond: 10, now: 0, acksCount: true });
   q.ack(100);
   q.resize(80, 24);
   assert.deepEqual(q.take(0), [
@@ -311,15 +361,15 @@ test('the browser budgets stay inside the server bucket together', () => {
   assert.ok(KEYS_BUDGET.perSecond + CONTROL_BUDGET.perSecond <= INPUT_RATE_PER_SECOND * 0.8);
 });
 
-test('a flood with typing: acks + keystrokes never trip the server, and output keeps flowing', () => {
-  // Server: token bucket over ALL frames (as apps/terminals/consumers.py does), watermarks.
-  let tokens = INPUT_RATE_BURST;
-  let last = 0;
-  const serverFrame = (ms) => {
-    tokens = Math.min(INPUT_RATE_BURST, tokens + ((ms - last) / 1000) * INPUT_RATE_PER_SECOND);
-    last = ms;
-    tokens -= 1;
-    assert.ok(tokens >= 0, `server would close with 4008 at ${ms} ms`);
+test('a flood with typing: keystrokes, resizes and acks never trip the server, output flows', () => {
+  // The server as apps/terminals/consumers.py is: its bucket (this TokenBucket with the
+  // server's parameters) over the frames countsAgainstRate() names, and the watermarks.
+  const bucket = new TokenBucket(INPUT_RATE_BURST, INPUT_RATE_PER_SECOND, 0);
+  let counted = 0;
+  const serverFrame = (ms, message = null) => {
+    if (!countsAgainstRate(message)) return;
+    counted += 1;
+    assert.ok(bucket.take(ms), `server would close with 4008 at ${ms} ms`);
   };
   const keys = new InputThrottle({ now: 0 });
   const control = new ControlQueue({ now: 0 });
@@ -337,9 +387,10 @@ test('a flood with typing: acks + keystrokes never trip the server, and output k
     }
     // xterm.js writes 8 MB/s: one chunk every 4 ms
     if (ms % 4 === 0 && acks.inFlight > 0) control.ack(acks.written(chunk));
-    // the student types (and a mouse drag) every 10 ms
+    // the student types (and a mouse drag) every 10 ms, and drags the window edge
     if (ms % 10 === 0) keys.push(Uint8Array.of(1));
-    for (const f of keys.take(ms)) serverFrame(ms, f);
+    if (ms % 7 === 0) control.resize(80 + (ms % 40), 24);
+    for (const _ of keys.take(ms)) serverFrame(ms);
     for (const m of control.take(ms)) {
       serverFrame(ms, m);
       if (m.type === 'ack') {
@@ -351,4 +402,5 @@ test('a flood with typing: acks + keystrokes never trip the server, and output k
   }
   // 20 s at up to 8 MB/s: most of it must have got through despite the batching
   assert.ok(delivered > 100 * 1024 * 1024, `delivered ${delivered}`);
+  assert.ok(counted > 20 * INPUT_RATE_PER_SECOND * 0.5, `only ${counted} frames counted`);
 });

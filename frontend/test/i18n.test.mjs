@@ -1,7 +1,7 @@
 // Every gettext('...') literal in src/ must be listed, translated, in src/i18n-strings.md.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const src = fileURLToPath(new URL('../src/', import.meta.url));
@@ -29,5 +29,18 @@ test('all msgids are in i18n-strings.md with a translation', () => {
     assert.ok(m, `missing in i18n-strings.md: ${id}`);
     const placeholders = (s) => [...s.matchAll(/%\((\w+)\)s/g)].map((x) => x[1]).sort();
     assert.deepEqual(placeholders(m[1]), placeholders(id), `placeholders of: ${id}`);
+  }
+});
+
+const poPath = fileURLToPath(new URL('../../locale/zh_Hans/LC_MESSAGES/djangojs.po', import.meta.url));
+
+test('djangojs.po carries every msgid with the translation of i18n-strings.md', { skip: !existsSync(poPath) && 'locale/ not present' }, () => {
+  const po = readFileSync(poPath, 'utf8');
+  const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  for (const id of msgids()) {
+    const re = new RegExp(`^msgid "${escape(id)}"\\nmsgstr "(.+)"$`, 'm');
+    const inPo = po.match(re);
+    assert.ok(inPo, `missing in djangojs.po: ${id}`);
+    assert.equal(inPo[1], catalog.match(re)[1], `translation of: ${id}`);
   }
 });

@@ -103,10 +103,16 @@ class DockerBackend:
 
     async def api(self) -> docker.APIClient:
         if self._api is None:
-            # version="auto" asks the engine at construction, so build it off the loop.
-            self._api = await self._call(
-                docker.APIClient, base_url=self.base_url, version="auto", timeout=120
-            )
+            # version="auto" asks the engine at construction, so build it off the loop; the
+            # SDK reports an engine that does not answer then as a bare DockerException.
+            try:
+                self._api = await self._call(
+                    docker.APIClient, base_url=self.base_url, version="auto", timeout=120
+                )
+            except docker.errors.DockerException as exc:
+                raise HostUnavailable(
+                    "The lab servers cannot be reached.", detail=f"{self.base_url}: {exc}"
+                ) from exc
         return self._api
 
     # -- the contract -----------------------------------------------------------------------
@@ -128,10 +134,11 @@ class DockerBackend:
         report(Progress(10, "checking the image"))
         await self._ensure_image(spec, report)
         existing = await self._inspect(api, spec.name)
-        if existing and existing["State"]["Running"]:
+        if existing and existing["State"]["Running"] and await self._is_ready(api, spec.name):
             log.info("sandbox %s already running, adopting it", spec.name)
             return self._sandbox(existing)
         if existing:
+            # Stopped, or left half-way by a worker that died before its setup was done.
             await self._remove(api, spec.name)
         report(Progress(30, "preparing the network"))
         network = await self._ensure_network(api, spec)
@@ -143,6 +150,7 @@ class DockerBackend:
             if spec.setup_script:
                 report(Progress(85, "running the lab's setup"))
                 await self._run_setup(api, container_id, spec.setup_script)
+            await self._exec_output(api, container_id, config.mark_ready_command())
         except BaseException:
             await self._remove(api, spec.name)
             raise
@@ -427,10 +435,12 @@ class DockerBackend:
         except (HijackError, OSError) as exc:
             raise HostUnavailable("The check could not be started.", detail=str(exc)) from exc
         try:
-            output = await asyncio.wait_for(read_exec_output(reader), timeout + 2)
+            output = await asyncio.wait_for(read_exec_output(reader), timeout + 1)
         except TimeoutError:
             log.warning("script in %s held its deadline up; killing it", name)
-            await self._exec_output(api, name, config.kill_command(marker))
+            await self._exec_output(
+                api, name, config.kill_command(marker), env={"PATH": config.CHECK_PATH}
+            )
             return None, b"", True
         finally:
             writer.close()
@@ -439,9 +449,17 @@ class DockerBackend:
         timed_out = code == config.TIMED_OUT and time.monotonic() - began >= timeout - 0.5
         return code, output, timed_out
 
-    async def _exec_output(self, api: docker.APIClient, name: str, cmd: list[str]) -> bytes:
+    async def _is_ready(self, api: docker.APIClient, name: str) -> bool:
+        """Did a start finish here (setup included)? Only then may a retried start adopt it."""
+        return (await self._exec_output(api, name, config.is_ready_command())).strip() == b"ready"
+
+    async def _exec_output(
+        self, api: docker.APIClient, name: str, cmd: list[str], env: dict | None = None
+    ) -> bytes:
         try:
-            created = await self._call(api.exec_create, name, cmd, stdout=True, stderr=False)
+            created = await self._call(
+                api.exec_create, name, cmd, stdout=True, stderr=False, environment=env
+            )
             return bytes(await self._call(api.exec_start, created["Id"]))
         except docker.errors.APIError:
             return b""

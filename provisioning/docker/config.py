@@ -124,15 +124,37 @@ def script_command(script: str, timeout: float, marker: str) -> list[str]:
     """Run ``script`` with the platform's own ``timeout`` and ``sh``, KILLed at the deadline.
 
     ``marker`` (``$0`` of the shell) names the run, so the backend can find and kill what
-    is left of it if the sandbox holds the deadline up."""
+    is left of it if the sandbox holds the deadline up. The script runs through ``eval``
+    so that the shell stays the parent of everything it starts (a ``sh -c`` would exec its
+    last command and lose the marker), and killing its process group reaches them all.
+    """
     seconds = str(max(1, int(timeout)))
-    return [f"{TOOLS_BIN}/timeout", "-s", "KILL", seconds, f"{TOOLS_BIN}/sh", "-c", script, marker]
+    return [
+        f"{TOOLS_BIN}/timeout", "-s", "KILL", seconds,
+        f"{TOOLS_BIN}/sh", "-c", 'eval "$1"', marker, script,
+    ]  # fmt: skip
+
+
+#: Written by the backend once a start is complete (setup included). The student never
+#: has a terminal before that, so they cannot make a half-made sandbox look finished.
+READY_MARK = "/run/labsite-ready"
+
+
+def mark_ready_command() -> list[str]:
+    return [f"{TOOLS_BIN}/touch", READY_MARK]
+
+
+def is_ready_command() -> list[str]:
+    return [f"{TOOLS_BIN}/sh", "-c", f"test -e {READY_MARK} && echo ready"]
 
 
 def kill_command(marker: str) -> list[str]:
-    """Kill every process whose command line carries ``marker`` (busybox has no pkill)."""
+    """Kill every process whose command line carries ``marker``, with its process group
+    (what it started), using the platform's tools (busybox has no pkill)."""
     script = (
-        'for p in /proc/[0-9]*; do [ "${p#/proc/}" = "$$" ] && continue; '
-        'grep -qF "$1" "$p/cmdline" 2>/dev/null && kill -9 "${p#/proc/}" 2>/dev/null; done; true'
+        'for p in /proc/[0-9]*; do pid="${p#/proc/}"; [ "$pid" = "$$" ] && continue; '
+        # busybox grep -q misses matches in files with NUL bytes, hence tr.
+        'tr "\\0" " " < "$p/cmdline" 2>/dev/null | grep -qF -- "$1" && '
+        'kill -9 "$pid" "-$pid" 2>/dev/null; done; true'
     )
     return [f"{TOOLS_BIN}/sh", "-c", script, "labkill", marker]

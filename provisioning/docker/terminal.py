@@ -23,6 +23,7 @@ class DockerTerminal:
         detach: Callable[[], Awaitable[None]],
     ) -> None:
         self.replay = replay
+        self.ended_reason = ""  # a tmux tab can be shared: nobody takes it from another
         self._reader = reader
         self._writer = writer
         self._resize = resize

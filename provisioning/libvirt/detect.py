@@ -26,9 +26,10 @@ from typing import Any
 
 import libvirt
 
+from provisioning.base import SandboxError
 from provisioning.libvirt.console import ConsoleHub
 from provisioning.libvirt.domain_xml import DomainConfig, SandboxMeta, domain_xml
-from provisioning.libvirt.templates import VMTemplate
+from provisioning.libvirt.templates import VMTemplate, load_template
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,29 @@ Call = Callable[..., Awaitable[Any]]
 class Detection:
     virt_type: str
     evidence: dict[str, Any]
+
+
+async def detect(
+    conn: libvirt.virConnect, call: Call, templates_dir: Path, *, within: float, force: bool
+) -> Detection:
+    """The cached answer for this host, or a new probe's (then cached); ``force`` probes."""
+    key = await call(host_key, conn)
+    cache = templates_dir / CACHE_FILE
+    found = None if force else await call(read_cache, cache, key)
+    if found is not None:
+        return Detection(found.virt_type, {**found.evidence, "cached": True})
+    try:
+        tiny = await call(load_template, templates_dir, "tiny")
+    except SandboxError as exc:
+        raise SandboxError(
+            "This host is not ready for VM labs yet.",
+            detail="telling KVM from TCG boots the 'tiny' template, which is not built "
+            "(python -m provisioning.images.vm_templates tiny)",
+        ) from exc
+    found = await probe_kvm(conn, call, tiny, within=within)
+    found.evidence["key"] = key
+    await call(write_cache, cache, key, found)
+    return Detection(found.virt_type, {**found.evidence, "cached": False})
 
 
 def host_key(conn: libvirt.virConnect) -> dict[str, str]:

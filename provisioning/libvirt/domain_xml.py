@@ -49,12 +49,16 @@ class DomainConfig:
     disk: Path | None = None
     network: str | None = None
     console_log: Path | None = None
+    #: Fixed by the backend, so that the running guest and its later definition match.
+    uuid: str | None = None
 
 
 def domain_xml(config: DomainConfig) -> str:
-    """The persistent domain definition for one sandbox."""
+    """The domain definition for one sandbox (started with it, then made persistent)."""
     dom = ET.Element("domain", type=config.virt_type)
     _text(dom, "name", config.name)
+    if config.uuid is not None:
+        _text(dom, "uuid", config.uuid)
     metadata = ET.SubElement(dom, "metadata")
     metadata.append(metadata_element(config.meta))
     _text(dom, "memory", str(config.memory_mib), unit="MiB")

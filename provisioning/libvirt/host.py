@@ -55,6 +55,15 @@ def tail(path: Path, limit: int) -> bytes | None:
         return None
 
 
+def allocated_bytes(path: Path) -> int | None:
+    """Bytes the file takes on the host's disk (a qcow2 overlay: what the guest wrote, plus
+    the format's own few hundred KiB); None if it cannot be read (remote host)."""
+    try:
+        return path.stat().st_blocks * 512
+    except OSError:
+        return None
+
+
 def remove_files(*paths: Path) -> None:
     for path in paths:
         try:

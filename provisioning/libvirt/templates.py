@@ -40,12 +40,14 @@ class VMTemplate:
 def load_template(templates_dir: Path, name: str) -> VMTemplate:
     """Read ``templates_dir/name/template.json``; SandboxError if it is not built."""
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
-        raise SandboxError(f"'{name}' is not a VM template name")
+        raise SandboxError(f"'{name}' is not a VM template name.")
     folder = templates_dir / name
     try:
         info = json.loads((folder / "template.json").read_text())
     except (OSError, ValueError) as exc:
-        raise SandboxError(f"The VM template '{name}' is not installed on this host.") from exc
+        raise SandboxError(
+            f"The VM template '{name}' is not installed on this host.", detail=str(exc)
+        ) from exc
     disk = info.get("disk")
     return VMTemplate(
         name=name,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+from pathlib import Path
 
 import docker
 import pytest
@@ -24,6 +26,7 @@ pytestmark = pytest.mark.docker
 @pytest.fixture(scope="session")
 def docker_client():
     client = docker.from_env()
+    remove_sandboxes_of_dead_runs(client)
     if not docker_base.image_exists("labsite/base:latest"):
         docker_base.build()
     yield client
@@ -36,6 +39,13 @@ def remove_test_sandboxes(client, site: str = TEST_SITE) -> None:
         container.remove(force=True)
     for network in client.networks.list(filters={"label": label}):
         network.remove()
+
+
+def remove_sandboxes_of_dead_runs(client) -> None:
+    for container in client.containers.list(all=True, filters={"label": LABEL_SITE}):
+        match = re.fullmatch(r"labsite-test-(\d+)(-.*)?", container.labels.get(LABEL_SITE, ""))
+        if match and not Path(f"/proc/{match[1]}").exists():
+            container.remove(force=True)
 
 
 @pytest.fixture(autouse=True)
@@ -83,12 +93,17 @@ def login_cookie(user) -> str:
     return client.cookies["sessionid"].value
 
 
-async def connect_terminal(session, user=None, tab: int = 1, cols: int = 80, rows: int = 24):
+async def connect_terminal(
+    session, user=None, tab: int = 1, cols: int = 80, rows: int = 24, cookie: str | None = None
+):
+    """A terminal socket as ``user``'s browser opens it (or with the login ``cookie``)."""
     from labsite.asgi import application
 
     headers = [(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")]
-    if user is not None:
-        headers.append((b"cookie", f"sessionid={await login_cookie(user)}".encode()))
+    if user is not None and cookie is None:
+        cookie = await login_cookie(user)
+    if cookie is not None:
+        headers.append((b"cookie", f"sessionid={cookie}".encode()))
     path = f"/ws/sessions/{session.pk}/terminals/{tab}/?cols={cols}&rows={rows}"
     communicator = WebsocketCommunicator(application, path, headers=headers)
     connected, _subprotocol = await communicator.connect(timeout=10)

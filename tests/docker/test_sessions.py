@@ -174,7 +174,7 @@ async def test_idle_session_is_stopped(alice, hello_lab, docker_client, settings
 async def test_restart_adopts_running_container_and_removes_orphan(alice, hello_lab, docker_client):
     session = await start_lab(alice, hello_lab)
     orphan = docker_client.containers.run(
-        "labsite/base", ["sleep", "infinity"], detach=True, name="labsite-test-orphan",
+        "labsite/base", ["sleep", "infinity"], detach=True, name=f"{TEST_SITE}-orphan",
         labels={LABEL_SITE: TEST_SITE, LABEL_SESSION: "00000000-0000-0000-0000-000000000000"},
     )  # fmt: skip
     await close_backends()  # the "restart": a new process with nothing in memory

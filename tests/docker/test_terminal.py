@@ -16,7 +16,8 @@ async def test_type_echo_and_read_it_back(alice, hello_lab):
     session = await start_lab(alice, hello_lab)
     screen = Screen(await connect_terminal(session, alice))
     await screen.until(b"# ")
-    assert {"type": "status", "state": "attached", "tab": 1} in screen.controls
+    attached = {"type": protocol.STATUS, "state": protocol.STATUS_ATTACHED, "tab": 1}
+    assert attached in screen.controls
     await screen.type("echo hello-$((6*7))\r")
     await screen.until(b"hello-42")
     await screen.communicator.disconnect()
@@ -27,7 +28,7 @@ async def test_resize_reaches_the_shell(alice, hello_lab):
     screen = Screen(await connect_terminal(session, alice, cols=80, rows=24))
     await screen.until(b"# ")
     await screen.communicator.send_to(
-        text_data=json.dumps({"type": "resize", "cols": 132, "rows": 41})
+        text_data=json.dumps({"type": protocol.RESIZE, "cols": 132, "rows": 41})
     )
     await screen.type("stty size | tr ' ' x\r")
     await screen.until(b"41x132")
@@ -88,7 +89,7 @@ async def test_flood_is_paced_and_ctrl_c_stops_it(alice, hello_lab):
         assert unacked < protocol.HIGH_WATERMARK + 2 * protocol.READ_CHUNK
     assert unacked > protocol.HIGH_WATERMARK  # it did send a window's worth first
     await screen.type("\x03")
-    await communicator.send_to(text_data=json.dumps({"type": "ack", "bytes": unacked}))
+    await communicator.send_to(text_data=json.dumps({"type": protocol.ACK, "bytes": unacked}))
     await screen.type("echo stopped-$((1+1))\r")
     await screen.until(b"stopped-2", timeout=20)
     await communicator.disconnect()
@@ -168,11 +169,13 @@ async def test_control_messages_count_against_the_rate_limit(alice, hello_lab):
 
 
 async def test_acknowledgements_are_never_rate_limited(alice, hello_lab):
+    assert not protocol.ACKS_COUNT_AGAINST_RATE
     session = await start_lab(alice, hello_lab)
     screen = Screen(await connect_terminal(session, alice))
     await screen.until(b"# ")
+    ack = json.dumps({"type": protocol.ACK, "bytes": 1})
     for _ in range(protocol.INPUT_RATE_BURST + 50):
-        await screen.communicator.send_to(text_data=json.dumps({"type": "ack", "bytes": 1}))
+        await screen.communicator.send_to(text_data=ack)
     await screen.type("echo still-open\r")
     await screen.until(b"still-open")
     await screen.communicator.disconnect()

@@ -1,16 +1,20 @@
 """Production mode for real: PostgreSQL, the Redis channel layer, two Daphne processes and a
-separate reconciler, all configured by environment variables (started by bin/test)."""
+separate reconciler, all configured by environment variables (started by bin/test).
+
+The course is a copy of the test course with five more copies of the ``hello`` lab, so one
+student can press Start on six different container labs at once (the limit races)."""
 
 from __future__ import annotations
 
 import asyncio
-import http.cookiejar
+import dataclasses
 import json
 import os
-import re
 import secrets
+import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -20,13 +24,38 @@ import psycopg
 import pytest
 import websockets
 
-from tests.conftest import FIXTURE_CONTENT, PASSWORD, PRODUCTION_SITE
+from provisioning.base import LABEL_OWNER, LABEL_SITE
+from tests.conftest import FIXTURE_CONTENT, PRODUCTION_SITE
 from tests.docker.conftest import remove_test_sandboxes
-from tests.livesite import MANAGE, ROOT, free_port, prepare, wait_for
+from tests.livesite import MANAGE, ROOT, Browser, create_students, free_port, prepare, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.docker]
 PG = "postgresql://labsite:labsite@127.0.0.1:5432"
 REDIS = "redis://127.0.0.1:6390/5"
+#: The default LABSITE_MAX_ACTIVE_SESSIONS, which the cluster runs with.
+MAX_ACTIVE_SESSIONS = 2
+LIVE_STATES = ("requested", "starting", "running")
+#: The six container labs of the cluster's course: hello and its copies.
+SIX_LABS = ["hello", *(f"hello-{n}" for n in range(2, 7))]
+
+
+@dataclasses.dataclass
+class Cluster:
+    urls: list[str]
+    env: dict[str, str]
+    database: str
+
+
+def six_lab_content(root: Path) -> Path:
+    """The fixture course, copied, with hello-2 … hello-6 beside hello."""
+    content = root / "content"
+    shutil.copytree(FIXTURE_CONTENT, content)
+    labs = content / "testcourse" / "01-basics" / "labs"
+    for slug in SIX_LABS[1:]:
+        shutil.copytree(labs / "hello", labs / slug)
+        lab_yaml = labs / slug / "lab.yaml"
+        lab_yaml.write_text(lab_yaml.read_text().replace("title: 你好，容器", f"title: {slug}"))
+    return content
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +72,10 @@ def cluster(tmp_path_factory):
         "DEBUG": "0",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "LABSITE_VAR_DIR": str(var),
-        "LABSITE_CONTENT_DIR": str(FIXTURE_CONTENT),
+        "LABSITE_CONTENT_DIR": str(six_lab_content(tmp_path_factory.mktemp("prod-content"))),
         "LABSITE_SITE_NAME": PRODUCTION_SITE,
         "LABSITE_RECONCILE_SECONDS": "2",
+        "LABSITE_MAX_ACTIVE_SESSIONS": str(MAX_ACTIVE_SESSIONS),
         "DJANGO_SETTINGS_MODULE": "labsite.settings",
     }
     prepare(env, ["collectstatic", "--noinput", "-v0"])
@@ -70,7 +100,7 @@ def cluster(tmp_path_factory):
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     for url, process in zip(urls, processes, strict=False):
         wait_for(url + "/accounts/login/", process, var / "processes.log")
-    yield urls
+    yield Cluster(urls=urls, env=env, database=f"{PG}/{name}")
     for process in processes:
         process.terminate()
     for process in processes:
@@ -81,43 +111,8 @@ def cluster(tmp_path_factory):
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
-class Browser:
-    """Cookies and CSRF like a browser, against one of the Daphne processes."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
-
-    def cookie(self, name: str) -> str:
-        return next(c.value for c in self.jar if c.name == name)
-
-    def login(self) -> None:
-        page = self.opener.open(self.url + "/accounts/login/").read().decode()
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)[1]
-        body = f"username=alice&password={PASSWORD}&csrfmiddlewaretoken={token}".encode()
-        self.opener.open(urllib.request.Request(self.url + "/accounts/login/", data=body))
-
-    def post(self, path: str) -> dict:
-        request = urllib.request.Request(
-            self.url + path,
-            data=b"",
-            headers={
-                "X-CSRFToken": self.cookie("csrftoken"),
-                "Referer": self.url + "/",
-            },
-        )
-        return json.loads(self.opener.open(request).read())
-
-    def get(self, path: str) -> dict:
-        return json.loads(self.opener.open(self.url + path).read())
-
-    def ws_headers(self) -> dict:
-        return {"Origin": self.url, "Cookie": f"sessionid={self.cookie('sessionid')}"}
-
-
 def test_two_daphne_processes_share_sessions_terminals_and_events(cluster):
-    first, second = Browser(cluster[0]), Browser(cluster[1])
+    first, second = Browser(cluster.urls[0]), Browser(cluster.urls[1])
     first.login()
     first.opener.open(first.url + "/courses/testcourse/basics/labs/hello/")
     second.jar = first.jar  # the same student, load-balanced to the other process
@@ -157,3 +152,139 @@ async def _terminal_and_events(first: Browser, second: Browser, session_id: str)
                 states.add(message["session"]["state"])
     # The events came from the other process, through Redis.
     assert "stopped" in states
+
+
+# -- limits under races: one student, many simultaneous Start presses, both processes ------
+
+
+def test_twelve_simultaneous_starts_of_six_labs_never_pass_the_running_labs_limit(cluster):
+    browsers = _student(cluster, "rita")
+    labs = _lab_ids(browsers[0])
+    # Each of the six labs pressed twice: once through each Daphne process.
+    presses = [
+        (browsers[i // 6], f"/api/labs/{labs[SIX_LABS[i % 6]]}/sessions/") for i in range(12)
+    ]
+    answers = _all_at_once(presses)
+    try:
+        for status, body in answers:
+            assert status in (200, 201, 409), (status, body)
+            if status == 409:
+                assert body["error"]["code"] == "too_many_sessions", body
+                assert body["error"]["message"]
+        created = {body["id"] for status, body in answers if status == 201}
+        live = _live_sessions(cluster, "rita")
+        assert len(live) <= MAX_ACTIVE_SESSIONS, live
+        assert len(created) == MAX_ACTIVE_SESSIONS, answers
+        assert set(live) == created
+        # The refused presses made no sandbox: exactly the live sessions' containers run.
+        _wait_until_running(browsers[0], live)
+        assert len(_containers("rita")) == len(live)
+    finally:
+        _stop_everything(cluster, browsers[0], "rita")
+
+
+def test_thirty_simultaneous_starts_of_one_lab_make_exactly_one_session(cluster):
+    browsers = _student(cluster, "sam")
+    lab_id = _lab_ids(browsers[0])["hello"]
+    presses = [(browsers[i % 2], f"/api/labs/{lab_id}/sessions/") for i in range(30)]
+    answers = _all_at_once(presses)
+    try:
+        assert all(status in (200, 201) for status, _body in answers), answers
+        assert [status for status, _body in answers].count(201) == 1, answers
+        assert len({body["id"] for _status, body in answers}) == 1
+        live = _live_sessions(cluster, "sam")
+        assert len(live) == 1 and live == _all_sessions(cluster, "sam")
+        _wait_until_running(browsers[0], live)
+        assert len(_containers("sam")) == 1
+    finally:
+        _stop_everything(cluster, browsers[0], "sam")
+
+
+def _student(cluster: Cluster, username: str) -> list[Browser]:
+    """A new student, logged in once; one browser per Daphne process sharing the cookies."""
+    create_students(cluster.env, username)
+    first = Browser(cluster.urls[0])
+    first.login(username)
+    return [first, *(Browser(url, first.jar) for url in cluster.urls[1:])]
+
+
+def _lab_ids(browser: Browser) -> dict[str, int]:
+    labs = {lab["slug"]: lab for lab in browser.get("/api/labs/")["labs"]}
+    ready = [s for s in SIX_LABS if labs.get(s, {}).get("status") == "ready"]
+    assert ready == SIX_LABS, f"the course copy lacks ready labs: {sorted(labs)}"
+    assert all(labs[s]["kind"] == "container" for s in SIX_LABS)
+    return {slug: labs[slug]["id"] for slug in SIX_LABS}
+
+
+def _all_at_once(presses: list[tuple[Browser, str]]) -> list[tuple[int, dict]]:
+    """POST every path in its own thread, released together."""
+    barrier = threading.Barrier(len(presses))
+    answers: list = [None] * len(presses)
+
+    def press(index: int, browser: Browser, path: str) -> None:
+        barrier.wait(timeout=30)
+        try:
+            answers[index] = browser.call("POST", path)
+        except Exception as exc:  # reported below, with the others' answers
+            answers[index] = (None, {"exception": repr(exc)})
+
+    threads = [
+        threading.Thread(target=press, args=(i, browser, path))
+        for i, (browser, path) in enumerate(presses)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert all(answer is not None for answer in answers), "a start request never answered"
+    return answers
+
+
+def _sessions(cluster: Cluster, username: str, states: tuple[str, ...] | None) -> set[str]:
+    query = (
+        "SELECT s.id::text FROM labsessions_labsession s JOIN auth_user u ON u.id = s.owner_id "
+        "WHERE u.username = %s AND (%s::text[] IS NULL OR s.state = ANY(%s::text[]))"
+    )
+    states_list = list(states) if states else None
+    with psycopg.connect(cluster.database) as conn:
+        rows = conn.execute(query, (username, states_list, states_list)).fetchall()
+    return {row[0] for row in rows}
+
+
+def _live_sessions(cluster: Cluster, username: str) -> set[str]:
+    return _sessions(cluster, username, LIVE_STATES)
+
+
+def _all_sessions(cluster: Cluster, username: str) -> set[str]:
+    return _sessions(cluster, username, None)
+
+
+def _containers(username: str) -> list:
+    client = docker.from_env()
+    try:
+        labels = [f"{LABEL_SITE}={PRODUCTION_SITE}", f"{LABEL_OWNER}={username}"]
+        return client.containers.list(all=True, filters={"label": labels})
+    finally:
+        client.close()
+
+
+def _wait_until_running(browser: Browser, session_ids: set[str], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    states: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        states = {i: browser.get(f"/api/sessions/{i}/")["state"] for i in session_ids}
+        if all(state == "running" for state in states.values()):
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"not all running after {seconds} s: {states}")
+
+
+def _stop_everything(cluster: Cluster, browser: Browser, username: str) -> None:
+    """Stop the student's sessions and wait until their containers are gone."""
+    for session_id in _live_sessions(cluster, username):
+        browser.call("POST", f"/api/sessions/{session_id}/stop/")
+    deadline = time.monotonic() + 60
+    while _sessions(cluster, username, (*LIVE_STATES, "stopping")) or _containers(username):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{username}'s sessions did not stop within 60 s")
+        time.sleep(0.5)

@@ -86,7 +86,7 @@ async def backend(tiny_template: Path) -> AsyncIterator[LibvirtBackend]:
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def guest(backend: LibvirtBackend) -> Sandbox:
     """One tiny guest shared by the tests that only look at it or use its shell."""
-    return await backend.start(make_spec("shared"))
+    return await backend.start(make_spec("shared"), timeout=180)
 
 
 async def read_until(terminal: object, needle: bytes, within: float = 20.0) -> bytes:

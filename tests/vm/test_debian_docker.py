@@ -31,7 +31,7 @@ def docker_template(libvirtd: None) -> Path:
 @pytest_asyncio.fixture(loop_scope="session")
 async def docker_guest(backend: LibvirtBackend, docker_template: Path) -> AsyncIterator[Sandbox]:
     spec = make_spec("docker", image="debian-docker", cpus=2, memory_mib=2048)
-    sandbox = await backend.start(spec)
+    sandbox = await backend.start(spec, timeout=900)
     yield sandbox
     await backend.stop(sandbox)
 

@@ -1,4 +1,5 @@
-"""The XML the libvirt backend sends, compared with golden files; no libvirt needed.
+"""The XML the libvirt backend sends, compared with golden files, and the backend's other
+pure helpers (what a domain's state means, prompt recognition); no libvirtd needed.
 
 After an intended change, regenerate the files with
 ``LABSITE_UPDATE_GOLDEN=1 pytest tests/vm/test_domain_xml.py`` and review the diff.
@@ -11,8 +12,10 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import libvirt
 import pytest
 
+from provisioning.base import SandboxStatus
 from provisioning.libvirt.domain_xml import (
     DomainConfig,
     SandboxMeta,
@@ -23,6 +26,7 @@ from provisioning.libvirt.domain_xml import (
     network_xml,
     parse_metadata,
 )
+from provisioning.libvirt.domains import describe_state
 from provisioning.libvirt.templates import VMTemplate
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -58,6 +62,7 @@ def config(**changes: object) -> DomainConfig:
         ),
         "disk": Path("/srv/vm/overlays/labsite-0b7e4d0e.qcow2"),
         "console_log": Path("/srv/vm/overlays/labsite-0b7e4d0e.console.log"),
+        "uuid": "4b0d8a52-3c52-4f7e-9a86-51c8a1f0e2d7",
     }
     return DomainConfig(**{**base, **changes})  # type: ignore[arg-type]
 
@@ -120,3 +125,33 @@ def prompt_template() -> VMTemplate:
 )
 def test_prompt_is_recognised_through_colours(output: bytes, ready: bool):
     assert prompt_template().shows_prompt(output) is ready
+
+
+@pytest.mark.parametrize(
+    ("state", "reason", "ready", "status", "detail"),
+    [
+        (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_RUNNING_BOOTED, False,
+         SandboxStatus.STARTING, ""),
+        (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_STARTING_UP, False,
+         SandboxStatus.STARTING, ""),
+        (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_RUNNING_UNPAUSED, True,
+         SandboxStatus.RUNNING, ""),
+        (libvirt.VIR_DOMAIN_BLOCKED, 0, True, SandboxStatus.RUNNING, ""),
+        (libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_SHUTOFF_SHUTDOWN, False,
+         SandboxStatus.EXITED, "the VM was powered off"),
+        (libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_SHUTOFF_CRASHED, False,
+         SandboxStatus.EXITED, "the VM crashed"),
+        (libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED, False,
+         SandboxStatus.EXITED, "the VM was switched off on its host"),
+        (libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_SHUTOFF_UNKNOWN, False,
+         SandboxStatus.EXITED, "the VM stopped (its host may have restarted)"),
+        (libvirt.VIR_DOMAIN_CRASHED, libvirt.VIR_DOMAIN_CRASHED_PANICKED, False,
+         SandboxStatus.EXITED, "the VM crashed"),
+        (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_IOERROR, True,
+         SandboxStatus.EXITED, "the VM stopped after a disk error on its host"),
+    ],
+)  # fmt: skip
+def test_libvirt_states_read_as_the_site_statuses(
+    state: int, reason: int, ready: bool, status: SandboxStatus, detail: str
+):
+    assert describe_state(state, reason, ready) == (status, detail)

@@ -8,8 +8,9 @@ from channels.db import database_sync_to_async
 
 from apps.sessions import runner
 from apps.sessions.engines import get_backend
-from apps.sessions.models import LabSession, State
+from apps.sessions.models import EndReason, LabSession, State
 from apps.sessions.reconciler import Reconciler
+from apps.terminals import protocol
 from tests.docker.conftest import Screen, connect_terminal, start_lab
 
 pytestmark = [
@@ -110,3 +111,21 @@ async def test_admins_see_whether_guests_run_under_kvm_or_tcg(erin, libvirtd, ti
     host = await database_sync_to_async(Host.objects.get)(backend="libvirt")
     assert host.facts["virt_type"] in ("kvm", "qemu")
     assert host.facts["virt_evidence"]  # decided by trying, with the evidence kept
+
+
+async def test_poweroff_in_the_guest_ends_the_session_and_closes_the_terminal(alice, vm_lab):
+    from tests.docker.conftest import close_code
+
+    session = await start_lab(alice, vm_lab)
+    screen = Screen(await connect_terminal(session, alice))
+    await screen.type("\r")
+    await screen.type("echo up-$((6*7))\r")
+    await screen.until(b"up-42", timeout=30)
+    await screen.type("poweroff -f\r")
+    # The console ends with the guest: the page hears "sandbox ended", not a reconnect cue.
+    assert await close_code(screen.communicator, timeout=60) == protocol.SANDBOX_ENDED
+    await Reconciler(["libvirt"]).run_once()
+    await runner.wait_idle()
+    session = await database_sync_to_async(LabSession.objects.get)(pk=session.pk)
+    assert (session.state, session.end_reason) == (State.FAILED, EndReason.EXITED)
+    assert "poweroff" in session.failure_message or "关机" in session.failure_message
