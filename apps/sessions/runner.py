@@ -57,9 +57,10 @@ def spawn(coro: Awaitable, context: contextvars.Context | None = None) -> asynci
 
 
 async def wait_idle() -> None:
-    """Wait for every kicked task (tests and shutdown)."""
-    while _tasks:
-        await asyncio.gather(*list(_tasks), return_exceptions=True)
+    """Wait for every kicked task of this event loop (tests and shutdown)."""
+    loop = asyncio.get_running_loop()
+    while mine := [task for task in _tasks if task.get_loop() is loop]:
+        await asyncio.gather(*mine, return_exceptions=True)
 
 
 # -- claims --------------------------------------------------------------------------------

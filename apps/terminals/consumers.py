@@ -17,6 +17,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.utils import translation
 
 from apps.sessions import events, progress_messages, sandbox, services
@@ -238,8 +239,7 @@ def _fresh_user(user):
     """The user as the database has them now, or None if they may no longer log in."""
     if user is None or not user.is_authenticated:
         return None
-    fresh = type(user).objects.filter(pk=user.pk, is_active=True).first()
-    return fresh
+    return get_user_model().objects.filter(pk=user.pk, is_active=True).first()
 
 
 def _load(session_id) -> LabSession | None:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import os
 import socket
+import subprocess
 import threading
+import time
 
 import pytest
 
@@ -142,3 +146,56 @@ def _ip(docker_client, name: str) -> str:
 def _gateway(docker_client, name: str) -> str:
     networks = docker_client.containers.get(name).attrs["NetworkSettings"]["Networks"]
     return next(iter(networks.values()))["Gateway"]
+
+
+@pytest.fixture
+def private_network_service():
+    """A TCP service on a private address (10.213.x.2) in a network namespace of our own,
+    routed from the host through a veth pair: what a campus network or a cloud's metadata
+    service looks like to a lab."""
+    ns, suffix = f"labpriv{os.getpid() % 10000}", os.getpid() % 250 + 1
+    host_if, ns_if = f"lp{suffix}h", f"lp{suffix}n"
+    host_ip, service_ip = f"10.213.{suffix}.1", f"10.213.{suffix}.2"
+    sh = functools.partial(subprocess.run, check=True, capture_output=True)
+    sh(["ip", "netns", "add", ns])
+    listener = None
+    try:
+        sh(["ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if])
+        sh(["ip", "link", "set", ns_if, "netns", ns])
+        sh(["ip", "addr", "add", f"{host_ip}/24", "dev", host_if])
+        sh(["ip", "link", "set", host_if, "up"])
+        for cmd in (
+            ["addr", "add", f"{service_ip}/24", "dev", ns_if],
+            ["link", "set", ns_if, "up"],
+            ["link", "set", "lo", "up"],
+            ["route", "add", "default", "via", host_ip],
+        ):
+            sh(["ip", "netns", "exec", ns, "ip", *cmd])
+        listener = subprocess.Popen(
+            ["ip", "netns", "exec", ns, "/bin/busybox", "nc", "-ll", "-p", "8080", "-e", "true"]
+        )
+        time.sleep(0.3)
+        yield service_ip
+    finally:
+        if listener is not None:
+            listener.kill()
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+async def test_isolated_labs_reach_no_private_address(
+    backend, docker_client, private_network_service
+):
+    probe = f"nc -z -w 3 {private_network_service} 8080"
+    lab = await backend.start(spec("net-private", network="isolated"), timeout=START_TIMEOUT)
+    # A container on Docker's default bridge reaches the service: the route is real...
+    control = docker_client.containers.run(
+        "labsite/base", ["sleep", "30"], detach=True, remove=True,
+        labels={LABEL_SITE: TEST_SITE},
+    )  # fmt: skip
+    try:
+        assert control.exec_run(["sh", "-c", probe]).exit_code == 0
+    finally:
+        control.remove(force=True)
+    # ...and from the isolated lab it is dropped.
+    assert run(docker_client, lab.name, probe)[0] != 0

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+from apps.sessions import sandbox
 from apps.terminals import protocol
 from apps.terminals.consumers import TerminalConsumer
 
@@ -136,7 +137,11 @@ async def test_a_console_taken_by_another_window_closes_with_4012():
     assert consumer.closed_with == [protocol.CONSOLE_TAKEN]
 
 
-async def test_an_exited_shell_closes_normally():
+async def test_an_exited_shell_closes_normally(monkeypatch):
+    async def still_running(session, settle=0.0):
+        return None
+
+    monkeypatch.setattr(sandbox, "ended", still_running)
     consumer = bridged_consumer()
     consumer.resume = SimpleNamespace(wait=_ready)
     await consumer.pump_output()

@@ -39,7 +39,8 @@ async def test_vm_lab_checks_fail_before_and_pass_after_each_solution(lab: LabDa
             labels={LABEL_SITE: TEST_SITE, LABEL_SESSION: f"lab-{lab.slug}"},
             resources=Resources(cpus=lab.cpus, memory_mib=lab.memory_mib),
             network=lab.network,
-        )
+        ),
+        timeout=900,
     )
     try:
         for step in lab.steps:

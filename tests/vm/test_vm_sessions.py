@@ -85,6 +85,7 @@ async def test_reconciler_adopts_running_guest_and_destroys_orphan(alice, vm_lab
     session = await start_lab(alice, vm_lab)
     await close_backends()  # the "restart": a new process knows nothing but the database
     await Reconciler(["libvirt"]).run_once()
+    await runner.wait_idle()
     assert (await database_sync_to_async(LabSession.objects.get)(pk=session.pk)).state == (
         State.RUNNING
     )
@@ -97,6 +98,7 @@ async def test_reconciler_adopts_running_guest_and_destroys_orphan(alice, vm_lab
     assert [s.session_id for s in await backend.list_sandboxes()] == [str(session.pk)]
     await database_sync_to_async(LabSession.objects.filter(pk=session.pk).delete)()
     await Reconciler(["libvirt"]).run_once()
+    await runner.wait_idle()
     assert await backend.list_sandboxes() == []  # the guest nobody knows was destroyed
 
 
@@ -108,6 +110,7 @@ async def test_admins_see_whether_guests_run_under_kvm_or_tcg(erin, libvirtd, ti
         name="local-libvirt", defaults={"pool": pool, "engine": "libvirt", "backend": "libvirt"}
     )
     await Reconciler(["libvirt"]).run_once()
+    await runner.wait_idle()
     host = await database_sync_to_async(Host.objects.get)(backend="libvirt")
     assert host.facts["virt_type"] in ("kvm", "qemu")
     assert host.facts["virt_evidence"]  # decided by trying, with the evidence kept
