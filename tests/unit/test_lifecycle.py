@@ -227,3 +227,19 @@ async def test_the_running_lab_limit_holds_for_many_labs(alice, course, fake_eng
     )()
     assert live == settings.LABSITE_MAX_ACTIVE_SESSIONS
     assert refused == len(labs) - live
+
+
+async def test_a_sandbox_with_the_site_label_but_no_session_is_an_orphan(
+    alice, hello_lab, fake_engine
+):
+    from provisioning.base import LABEL_SITE, Sandbox
+
+    session = await requested(alice, hello_lab)
+    await runner.provision(session.pk)
+    stray = Sandbox(name="stray", engine_id="x", labels={LABEL_SITE: fake_engine.site},
+                    status=SandboxStatus.RUNNING)  # fmt: skip
+    fake_engine.boxes["stray"] = stray
+    await Reconciler(["fake"]).run_once()
+    await runner.wait_idle()
+    assert "stray" in fake_engine.stopped
+    assert session.sandbox_name not in fake_engine.stopped  # the student's own is kept
