@@ -134,7 +134,7 @@ class DockerBackend:
         report(Progress(10, "checking the image"))
         await self._ensure_image(spec, report)
         existing = await self._inspect(api, spec.name)
-        if existing and existing["State"]["Running"] and await self._is_ready(api, spec.name):
+        if existing and existing["State"]["Running"] and await self._is_ready(api, spec):
             log.info("sandbox %s already running, adopting it", spec.name)
             return self._sandbox(existing)
         if existing:
@@ -150,7 +150,7 @@ class DockerBackend:
             if spec.setup_script:
                 report(Progress(85, "running the lab's setup"))
                 await self._run_setup(api, container_id, spec.setup_script)
-            await self._exec_output(api, container_id, config.mark_ready_command())
+                await self._exec_output(api, container_id, config.mark_ready_command())
         except BaseException:
             await self._remove(api, spec.name)
             raise
@@ -449,9 +449,13 @@ class DockerBackend:
         timed_out = code == config.TIMED_OUT and time.monotonic() - began >= timeout - 0.5
         return code, output, timed_out
 
-    async def _is_ready(self, api: docker.APIClient, name: str) -> bool:
-        """Did a start finish here (setup included)? Only then may a retried start adopt it."""
-        return (await self._exec_output(api, name, config.is_ready_command())).strip() == b"ready"
+    async def _is_ready(self, api: docker.APIClient, spec: SandboxSpec) -> bool:
+        """Did a start finish here (setup included)? Only then may a retried start adopt it.
+        Without a setup script a running container is all there is to a start."""
+        if not spec.setup_script:
+            return True
+        output = await self._exec_output(api, spec.name, config.is_ready_command())
+        return output.strip() == b"ready"
 
     async def _exec_output(
         self, api: docker.APIClient, name: str, cmd: list[str], env: dict | None = None
