@@ -38,7 +38,22 @@ ENGINE_MESSAGES = [
     gettext_noop("The terminal could not be attached."),
     gettext_noop("The check could not be started."),
 ]
+#: Why a sandbox ended by itself (``Sandbox.exit_detail``), as the backends say it.
+EXIT_DETAILS = [
+    gettext_noop("it ran out of memory"),
+    gettext_noop("the VM was powered off"),
+    gettext_noop("the VM crashed"),
+    gettext_noop("the VM failed to start"),
+    gettext_noop("the VM was switched off on its host"),
+    gettext_noop("the VM was moved to another host"),
+    gettext_noop("the VM stopped (its host may have restarted)"),
+    gettext_noop("the VM stopped after a disk error on its host"),
+]
 PATTERNS = [
+    (
+        re.compile(r"^its main process ended with code (?P<n>-?\d+)$"),
+        gettext_noop("its main process ended with code %(n)s"),
+    ),
     (re.compile(r"^booting the VM \((?P<n>\d+) s\)$"), gettext_noop("booting the VM (%(n)s s)")),
     (re.compile(r"^starting the VM \((?P<n>\w+)\)$"), gettext_noop("starting the VM (%(n)s)")),
     (

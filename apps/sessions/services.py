@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from apps.accounts.roles import is_admin, is_instructor
 from apps.courses.models import Lab
 from apps.hosts.models import Host
+from apps.sessions import progress_messages
 from apps.sessions.engines import DEFAULT_KEY_FOR_KIND
 from apps.sessions.errors import LabError
 from apps.sessions.models import LIVE_STATES, EndReason, LabSession, State
@@ -155,7 +156,12 @@ def gone_message(status: SandboxStatus, detail: str = "") -> str:
             "Your lab environment stopped by itself (for example after poweroff, or when its "
             "main process ended or ran out of memory). Start the lab again to get a fresh one."
         )
-        return f"{message} ({detail})" if detail else message
+        if not detail:
+            return message
+        return _("%(message)s (%(detail)s)") % {
+            "message": message,
+            "detail": progress_messages.translate(detail),
+        }
     return _(
         "Your lab environment disappeared (the server may have restarted). "
         "Start the lab again to get a fresh one."

@@ -58,3 +58,24 @@ def test_student_starts_a_lab_types_and_passes_a_check(page, live_site):
     page.click("[data-action=check][data-step='1']")
     page.wait_for_selector("section.step[data-step='1'][data-passed='true']", timeout=15_000)
     assert "很好" in page.inner_text("section.step[data-step='1'] [data-role=check-result]")
+
+
+def test_a_sandbox_that_dies_is_explained_on_the_page(page, live_site, tmp_path):
+    log_in(page, live_site)
+    page.goto(f"{live_site}/courses/testcourse/basics/labs/hello/")
+    page.click("[data-action=start]")
+    page.wait_for_function(
+        "document.querySelector('.xterm-rows') && "
+        "document.querySelector('.xterm-rows').innerText.includes('root@lab')",
+        timeout=20_000,
+    )
+    client = docker.from_env()
+    try:
+        (box,) = client.containers.list(filters={"label": f"labsite.site={LIVE_SITE}"})
+        box.kill()  # PID 1 dies: the student did nothing on the page
+    finally:
+        client.close()
+    page.wait_for_function("document.body.innerText.includes('自行停止')", timeout=20_000)
+    page.screenshot(path=str(tmp_path / "sandbox-ended.png"), full_page=True)
+    # The page offers a fresh start instead of reconnecting to a dead terminal.
+    assert page.locator("[data-action=start]").is_visible()
