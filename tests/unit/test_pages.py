@@ -130,3 +130,12 @@ def test_vm_lab_page_offers_one_terminal_container_lab_several(client, course, s
     container = client.get("/courses/testcourse/basics/labs/hello/").content.decode()
     assert 'data-max-tabs="1"' in vm
     assert f'data-max-tabs="{settings.LABSITE_MAX_TABS}"' in container
+
+
+def test_a_plain_logout_link_shows_a_page_with_the_button(client, alice):
+    client.login(username="alice", password=PASSWORD)
+    page = client.get("/accounts/logout/")
+    assert page.status_code == 200 and b'method="post"' in page.content
+    assert client.get("/accounts/me/").status_code == 200  # a GET changed nothing
+    assert client.post("/accounts/logout/").status_code == 302
+    assert client.get("/accounts/me/").status_code == 302  # now logged out
