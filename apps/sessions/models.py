@@ -43,6 +43,11 @@ class EndReason(models.TextChoices):
     ADMIN = "admin", _("stopped by an administrator")
 
 
+def lease_free(now) -> Q:
+    """Rows nobody holds: no lease owner, or a lease that has lapsed by ``now``."""
+    return Q(lease_owner="") | Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+
+
 class LabSession(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(

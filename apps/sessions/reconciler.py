@@ -18,14 +18,12 @@ from datetime import timedelta
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 
 from apps.hosts.models import Host
 from apps.sessions import events, runner, sandbox, services
 from apps.sessions.engines import get_backend
-from apps.sessions.models import ACTIVE_STATES, EndReason, LabSession, State
-from apps.sessions.specs import sandbox_of
+from apps.sessions.models import ACTIVE_STATES, EndReason, LabSession, State, lease_free
 from provisioning.base import HostUnavailable, Sandbox, SandboxStatus
 
 log = logging.getLogger(__name__)
@@ -95,7 +93,8 @@ class Reconciler:
         for session in await _running_sessions(key, started_before=listed_at):
             box = by_session.get(str(session.pk))
             if box is None:
-                runner.spawn(self.confirm_lost(backend, session))
+                # Not in the listing: ask once more, by name, before saying it is gone.
+                runner.spawn(sandbox.ended(session))
             elif box.status == SandboxStatus.EXITED:
                 await sandbox.note_gone(session.pk, SandboxStatus.EXITED, box.exit_detail)
             elif _over_disk(box, session):
@@ -116,15 +115,6 @@ class Reconciler:
             await backend.stop(box)
         except Exception:
             log.exception("could not remove orphan %s", box.name)
-
-    async def confirm_lost(self, backend, session: LabSession) -> None:
-        """Not in the listing: ask once more, by name, before saying it is gone."""
-        try:
-            status = await backend.status(sandbox_of(session))
-        except HostUnavailable:
-            return
-        if status in (SandboxStatus.MISSING, SandboxStatus.EXITED):
-            await sandbox.note_gone(session.pk, status)
 
     async def stop_over_disk(self, session: LabSession, box: Sandbox) -> None:
         used = (box.disk_bytes or 0) // 2**20
@@ -150,9 +140,10 @@ def _due_for_stop(now, idle_since) -> list[tuple[LabSession, EndReason]]:
 @database_sync_to_async
 def _unclaimed(now) -> list[tuple[str, State]]:
     """Starts and stops that nobody holds a live lease on."""
-    free = Q(lease_owner="") | Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
     requested = LabSession.objects.filter(state=State.REQUESTED, created_at__lte=now - PICKUP_GRACE)
-    held_by_nobody = LabSession.objects.filter(free, state__in=[State.STARTING, State.STOPPING])
+    held_by_nobody = LabSession.objects.filter(
+        lease_free(now), state__in=[State.STARTING, State.STOPPING]
+    )
     rows = [(pk, State.REQUESTED) for pk in requested.values_list("pk", flat=True)]
     rows += list(held_by_nobody.values_list("pk", "state"))
     return rows

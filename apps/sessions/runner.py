@@ -21,12 +21,11 @@ from collections.abc import Awaitable
 from datetime import timedelta
 
 from channels.db import database_sync_to_async
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.sessions import events, sandbox
-from apps.sessions.models import EndReason, LabSession, State
+from apps.sessions.models import EndReason, LabSession, State, lease_free
 from provisioning.base import HostUnavailable, Progress, SandboxError
 
 log = logging.getLogger(__name__)
@@ -70,13 +69,12 @@ async def wait_idle() -> None:
 def _claim(session_id, from_states: tuple[State, ...], to_state: State) -> LabSession | None:
     """Take the row if it is in ``from_states`` and nobody holds a live lease on it."""
     now = timezone.now()
-    free = Q(lease_owner="") | Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
     fields = {"state": to_state, "lease_owner": WORKER, "lease_expires_at": now + LEASE}
     if to_state == State.STARTING:
         fields |= {"progress_percent": 0, "progress_message": ""}
     claimed = (
         LabSession.objects.filter(pk=session_id, state__in=from_states)
-        .filter(free)
+        .filter(lease_free(now))
         .update(updated_at=now, **fields)
     )
     if not claimed:
