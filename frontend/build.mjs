@@ -58,6 +58,16 @@ const options = [
     platform: 'browser',
     target: ['es2020', 'chrome90', 'firefox90', 'safari15'],
   },
+  // Pages of their own, each one bundle: the lab editor (CodeMirror), the recordings
+  // player (asciinema-player) and the live class view.
+  {
+    ...common,
+    entryPoints: { editor: 'src/editor.js', replay: 'src/replay.js', classlive: 'src/classlive.js' },
+    outdir: dist,
+    format: 'iife',
+    platform: 'browser',
+    target: ['es2020', 'chrome90', 'firefox90', 'safari15'],
+  },
   {
     ...common,
     entryPoints: { app: 'src/app.css' },
@@ -68,6 +78,8 @@ const options = [
 
 const xtermCss = join(dirname(require.resolve('@xterm/xterm/package.json')), 'css', 'xterm.css');
 await copyFile(xtermCss, join(dist, 'xterm.css'));
+const playerCss = join(root, 'node_modules', 'asciinema-player', 'dist', 'bundle', 'asciinema-player.css');
+await copyFile(playerCss, join(dist, 'asciinema-player.css'));
 
 if (watch) {
   for (const o of options) await (await esbuild.context(o)).watch();

@@ -42,6 +42,8 @@ INSTALLED_APPS = [
     "apps.sessions",
     "apps.terminals",
     "apps.teaching",
+    "apps.authoring",
+    "apps.recordings",
     "apps.api",
 ]
 

@@ -11,6 +11,8 @@ urlpatterns = [
     path("accounts/logout/", LogoutView.as_view(), name="logout"),
     path("accounts/", include("apps.accounts.urls")),
     path("classes/", include("apps.teaching.urls")),
+    path("authoring/", include("apps.authoring.urls")),
+    path("recordings/", include("apps.recordings.urls")),
     path("api/", include("apps.api.urls")),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),

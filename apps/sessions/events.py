@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 log = logging.getLogger(__name__)
@@ -16,6 +17,11 @@ def group_name(session_id) -> str:
 
 def user_group(user_id) -> str:
     return f"user-{user_id}"
+
+
+def student_group(user_id) -> str:
+    """Pages that follow one student's sessions and progress (an instructor's class view)."""
+    return f"student-{user_id}"
 
 
 def login_group(session_key: str) -> str:
@@ -44,6 +50,26 @@ async def access_changed(group: str) -> None:
 
 async def session_changed(session_id) -> None:
     await _send(session_id, {"type": "session.changed"})
+    owner_id = await _owner_of(session_id)
+    if owner_id is not None:
+        await student_activity(owner_id)
+
+
+async def student_activity(user_id) -> None:
+    """A student's sessions or passed steps changed: class views that show them refresh."""
+    await _send_group(student_group(user_id), {"type": "student.activity", "student": user_id})
+
+
+async def marker(session_id, label: str) -> None:
+    """Something worth a mark in the session's terminal recordings (a check's result)."""
+    await _send(session_id, {"type": "session.marker", "label": label})
+
+
+@database_sync_to_async
+def _owner_of(session_id):
+    from apps.sessions.models import LabSession
+
+    return LabSession.objects.filter(pk=session_id).values_list("owner_id", flat=True).first()
 
 
 async def progress(session_id, percent: int, message: str) -> None:

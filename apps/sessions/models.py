@@ -82,6 +82,9 @@ class LabSession(models.Model):
     check_busy_until = models.DateTimeField(null=True, blank=True)
     check_window_started_at = models.DateTimeField(null=True, blank=True)
     checks_in_window = models.PositiveSmallIntegerField(default=0)
+    #: The lab's steps as they were when the session began ([{number, slug, title,
+    #: body_html, check_script}]): an edit of the lab never changes a running session.
+    steps = models.JSONField(default=list, blank=True)
     #: Bumped on every change the page should hear about.
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -93,20 +93,36 @@ async def open_terminal(session: LabSession, *, tab: int, cols: int, rows: int) 
 
 
 async def check_step(user, session: LabSession, number: int) -> dict:
-    """Run step ``number``'s check in the session's sandbox and record a pass.
+    """Run step ``number``'s check (as the session began with it) in the session's sandbox
+    and record a pass.
 
     At most one check per session runs at a time, and at most CHECKS_PER_WINDOW a minute,
     in any process (conditional UPDATEs on the row); the deadline is enforced here and by
     the backend, never by the sandbox's own tools."""
-    step = await database_sync_to_async(
-        Step.objects.filter(lab_id=session.lab_id, number=number).first
-    )()
+    step = await database_sync_to_async(services.session_step)(session, number)
     if step is None:
         raise LabError("not_found", _("This lab has no step %(n)d.") % {"n": number}, 404)
+    if not step["check_script"].strip():
+        raise LabError("no_check", _("This step has no automatic check."), 409)
+    result = await _checked(session, step["check_script"])
+    if result.passed and session.owner_id == user.pk:
+        await database_sync_to_async(_record_pass)(user, session, step["slug"])
+        await events.student_activity(user.pk)
+    await events.marker(session.pk, _marker_label(number, step["title"], result))
+    return check_json(number, result)
+
+
+async def run_draft_check(session: LabSession, number: int, script: str) -> dict:
+    """An author's *Try it*: run a check's draft text in their own session of the lab. The
+    same limits as a student's check; nothing is recorded as passed."""
+    result = await _checked(session, script)
+    await events.marker(session.pk, f"draft check of step {number}")
+    return check_json(number, result)
+
+
+async def _checked(session: LabSession, script: str) -> CheckResult:
     if session.state != State.RUNNING:
         raise LabError("not_running", _("Start the lab before checking a step."), 409)
-    if not step.check_script.strip():
-        raise LabError("no_check", _("This step has no automatic check."), 409)
     timeout = settings.LABSITE_CHECK_TIMEOUT
     if not await _within_rate(session.pk):
         raise LabError(
@@ -117,16 +133,25 @@ async def check_step(user, session: LabSession, number: int) -> dict:
             "check_busy", _("A check of this lab is still running; wait for its result."), 429
         )
     try:
-        result = await _run_check(session, step.check_script, timeout)
+        result = await _run_check(session, script, timeout)
     finally:
         await _release_check(session.pk)
     if result.timed_out:
         stopped = _("The check took too long and was stopped.")
         result = dataclasses.replace(result, output=f"{result.output}\n{stopped}".strip())
-    if result.passed and session.owner_id == user.pk:
-        await database_sync_to_async(record_pass)(user, step)
     await database_sync_to_async(services.touch_activity)(session.pk)
-    return check_json(number, result)
+    return result
+
+
+def _record_pass(user, session: LabSession, slug: str) -> None:
+    # Progress belongs to the lab's step of that name, whatever edits happened since.
+    if step := Step.objects.filter(lab_id=session.lab_id, slug=slug).first():
+        record_pass(user, step)
+
+
+def _marker_label(number: int, title: str, result: CheckResult) -> str:
+    verdict = "passed" if result.passed else ("timed out" if result.timed_out else "failed")
+    return f"step {number} {verdict}: {title}"
 
 
 async def _run_check(session: LabSession, script: str, timeout: float) -> CheckResult:

@@ -52,6 +52,7 @@ def start_session(user, lab: Lab) -> tuple[LabSession, bool]:
                 host=host,
                 backend=host.backend if host else DEFAULT_KEY_FOR_KIND[lab.kind],
                 progress_message=_("Waiting for a free slot"),
+                steps=steps_snapshot(lab),
             )
             session.sandbox_name = sandbox_name(session)
             session.save(update_fields=["sandbox_name"])
@@ -60,6 +61,23 @@ def start_session(user, lab: Lab) -> tuple[LabSession, bool]:
             return existing, False
         raise
     return session, True
+
+
+def steps_snapshot(lab: Lab) -> list[dict]:
+    """What a session keeps of its lab's steps, so later edits leave it alone."""
+    return [steps_snapshot_of(step) for step in lab.steps.all()]
+
+
+def session_step(session: LabSession, number: int) -> dict | None:
+    """Step ``number`` as the session began with it (older sessions: the lab's current)."""
+    if session.steps:
+        return next((s for s in session.steps if s["number"] == number), None)
+    step = session.lab.steps.filter(number=number).first()
+    return steps_snapshot_of(step) if step else None
+
+
+def steps_snapshot_of(step) -> dict:
+    return {f: getattr(step, f) for f in ("number", "slug", "title", "body_html", "check_script")}
 
 
 def _enforce_limit(user) -> None:

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import translation
 
+from apps.recordings.recorder import Recorder
 from apps.sessions import events, progress_messages, sandbox, services
 from apps.sessions.errors import LabError
 from apps.sessions.models import LabSession, State
@@ -76,7 +77,11 @@ class SessionConsumerMixin:
 
 
 class TerminalConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
+    """The student's own terminal. Nobody else types here: instructors watch (and, with the
+    student's consent, type) through the watching consumer, never by attaching."""
+
     terminal = None
+    recorder: Recorder | None = None
     pump: asyncio.Task | None = None
 
     async def dispatch(self, message) -> None:
@@ -92,6 +97,9 @@ class TerminalConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
         await self.accept()
         session = await self.authorise()
         if session is None:
+            return
+        if session.owner_id != self.scope["user"].pk:
+            await self.refuse(protocol.FORBIDDEN, "only the owner types here", session.pk)
             return
         tab = int(self.scope["url_route"]["kwargs"]["tab"])
         if not 1 <= tab <= settings.LABSITE_MAX_TABS:
@@ -117,6 +125,7 @@ class TerminalConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
             return
         log.info("terminal attached: session=%s tab=%s user=%s", session.pk, tab,
                  self.scope["user"].username)  # fmt: skip
+        self.recorder = await Recorder.open(session.pk, tab, cols, rows)
         if self.terminal.replay:
             await self.send(bytes_data=self.terminal.replay)
         attached = {"type": protocol.STATUS, "state": protocol.STATUS_ATTACHED, "tab": tab}
@@ -133,6 +142,7 @@ class TerminalConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
             self.unacked += len(data)
             if self.unacked > protocol.HIGH_WATERMARK:
                 self.resume.clear()
+            self.recorder.output(data)
             await self.send(bytes_data=data)
         if self.terminal.ended_reason == TERMINAL_TAKEN:
             # Another window opened this VM's one console: do not fight over it.
@@ -163,6 +173,7 @@ class TerminalConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
         elif kind == protocol.RESIZE:
             cols, rows = _clamp(message.get("cols"), message.get("rows"))
             await self.terminal.resize(cols=cols, rows=rows)
+            self.recorder.resize(cols, rows)
 
     def acknowledge(self, acked) -> None:
         if isinstance(acked, int) and acked > 0:
@@ -186,6 +197,10 @@ class TerminalConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
     async def session_progress(self, event) -> None:
         pass  # only the events socket reports start progress
 
+    async def session_marker(self, event) -> None:
+        if self.recorder is not None:
+            self.recorder.marker(event["label"])
+
     async def disconnect(self, code) -> None:
         if self.pump is not None:
             self.pump.cancel()
@@ -193,6 +208,8 @@ class TerminalConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
                 await self.pump
         if self.terminal is not None:
             await self.terminal.close()
+        if self.recorder is not None:
+            await self.recorder.close()
 
 
 class SessionEventsConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
@@ -213,6 +230,9 @@ class SessionEventsConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
         with translation.override(self.language):
             data = await database_sync_to_async(_session_data)(self.session.pk)
         await self.send(text_data=json.dumps({"type": protocol.SESSION, "session": data}))
+
+    async def session_marker(self, event) -> None:
+        pass  # recordings' business (the terminal consumer)
 
     async def session_progress(self, event) -> None:
         with translation.override(self.language):

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+from apps.recordings.recorder import Recorder
 from apps.sessions import sandbox
 from apps.terminals import protocol
 from apps.terminals.consumers import TerminalConsumer
@@ -95,6 +96,7 @@ def bridged_consumer():
     consumer.scope = {"user": SimpleNamespace(username="alice"), "path": "/ws/test/"}
     consumer.session = SimpleNamespace(pk="s1")
     consumer.terminal = FakeTerminal()
+    consumer.recorder = Recorder.disabled()
     consumer.unacked = protocol.HIGH_WATERMARK
     consumer.resume = SimpleNamespace(set=lambda: None)
     consumer.bucket = protocol.input_bucket()
