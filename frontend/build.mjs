@@ -59,10 +59,15 @@ const options = [
     target: ['es2020', 'chrome90', 'firefox90', 'safari15'],
   },
   // Pages of their own, each one bundle: the lab editor (CodeMirror), the recordings
-  // player (asciinema-player) and the live class view.
+  // player (asciinema-player), the live class view and the instructor's watch page.
   {
     ...common,
-    entryPoints: { editor: 'src/editor.js', replay: 'src/replay.js', classlive: 'src/classlive.js' },
+    entryPoints: {
+      editor: 'src/editor.js',
+      replay: 'src/replay.js',
+      classlive: 'src/classlive.js',
+      watch: 'src/watch.js',
+    },
     outdir: dist,
     format: 'iife',
     platform: 'browser',

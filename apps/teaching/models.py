@@ -68,3 +68,58 @@ class Enrollment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.student} in {self.classroom}"
+
+
+class Watch(models.Model):
+    """An instructor watching one terminal tab of a student's session, read-only unless the
+    student lets them type. The rows and their events are the record of who watched whom."""
+
+    session = models.ForeignKey(
+        "labsessions.LabSession", on_delete=models.CASCADE, related_name="watches",
+        verbose_name=_("session"),
+    )  # fmt: skip
+    watcher = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="watches",
+        verbose_name=_("watcher"),
+    )  # fmt: skip
+    tab = models.PositiveSmallIntegerField(_("tab"), default=1)
+    started_at = models.DateTimeField(_("started at"), auto_now_add=True)
+    #: Renewed by the watcher's socket; a watch whose process died stops counting after
+    #: WATCH_STALE, so the student is never told about a watcher who is gone.
+    last_seen_at = models.DateTimeField(_("last seen at"), default=timezone.now)
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+    asking_since = models.DateTimeField(_("asking to type since"), null=True, blank=True)
+    may_type_since = models.DateTimeField(_("may type since"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["session", "ended_at"])]
+        verbose_name = _("watch")
+        verbose_name_plural = _("watches")
+
+    def __str__(self) -> str:
+        return f"{self.watcher} watching {self.session_id}"
+
+
+class WatchEvent(models.Model):
+    class Kind(models.TextChoices):
+        STARTED = "started", _("started watching")
+        ASKED = "asked", _("asked to type")
+        ALLOWED = "allowed", _("was allowed to type")
+        REFUSED = "refused", _("was refused")
+        REVOKED = "revoked", _("had typing taken back")
+        ENDED = "ended", _("stopped watching")
+
+    watch = models.ForeignKey(
+        Watch, on_delete=models.CASCADE, related_name="events", verbose_name=_("watch")
+    )
+    kind = models.CharField(_("what"), max_length=16, choices=Kind.choices)
+    at = models.DateTimeField(_("when"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        verbose_name = _("watch event")
+        verbose_name_plural = _("watch events")
+
+    def __str__(self) -> str:
+        return f"{self.watch}: {self.kind}"

@@ -25,7 +25,9 @@ from apps.sessions import events, progress_messages, sandbox, services
 from apps.sessions.errors import LabError
 from apps.sessions.models import LabSession, State
 from apps.sessions.serializers import session_json
+from apps.teaching import watching
 from apps.terminals import protocol
+from apps.terminals.watching import TabBroadcast, watch_changed
 from provisioning.base import TERMINAL_TAKEN
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,7 @@ class TerminalConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
 
     terminal = None
     recorder: Recorder | None = None
+    broadcast: TabBroadcast | None = None
     pump: asyncio.Task | None = None
 
     async def dispatch(self, message) -> None:
@@ -126,6 +129,8 @@ class TerminalConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
         log.info("terminal attached: session=%s tab=%s user=%s", session.pk, tab,
                  self.scope["user"].username)  # fmt: skip
         self.recorder = await Recorder.open(session.pk, tab, cols, rows)
+        self.broadcast = TabBroadcast(session.pk, tab, self.channel_name, cols, rows)
+        await self.broadcast.start(self.terminal.replay or b"")
         if self.terminal.replay:
             await self.send(bytes_data=self.terminal.replay)
         attached = {"type": protocol.STATUS, "state": protocol.STATUS_ATTACHED, "tab": tab}
@@ -144,6 +149,7 @@ class TerminalConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
                 self.resume.clear()
             self.recorder.output(data)
             await self.send(bytes_data=data)
+            await self.broadcast.output(data)
         if self.terminal.ended_reason == TERMINAL_TAKEN:
             # Another window opened this VM's one console: do not fight over it.
             await self.close(code=protocol.CONSOLE_TAKEN)
@@ -174,6 +180,7 @@ class TerminalConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
             cols, rows = _clamp(message.get("cols"), message.get("rows"))
             await self.terminal.resize(cols=cols, rows=rows)
             self.recorder.resize(cols, rows)
+            await self.broadcast.resize(cols, rows)
 
     def acknowledge(self, acked) -> None:
         if isinstance(acked, int) and acked > 0:
@@ -201,11 +208,23 @@ class TerminalConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
         if self.recorder is not None:
             self.recorder.marker(event["label"])
 
+    async def watch_changed(self, event) -> None:
+        if self.broadcast is not None:
+            await self.broadcast.refresh(event)
+
+    async def watch_input(self, event) -> None:
+        """An instructor's keys: they reach the shell only while the student allows it."""
+        if self.broadcast is not None and self.broadcast.allows(event["watch"]):
+            await self.terminal.write(event["data"])
+
     async def disconnect(self, code) -> None:
         if self.pump is not None:
             self.pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.pump
+        if self.broadcast is not None:
+            with contextlib.suppress(Exception):  # the channel layer may be gone too
+                await self.broadcast.stop()
         if self.terminal is not None:
             await self.terminal.close()
         if self.recorder is not None:
@@ -221,10 +240,35 @@ class SessionEventsConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
         if self.session is None:
             return
         self.language = _language(self.scope)
+        self.owner = self.session.owner_id == self.scope["user"].pk
         await self.session_changed({})
+        if self.owner:
+            await self.watch_changed({})
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
-        pass  # this feed only talks
+        """Only the owner's answers to watchers; anything else is ignored."""
+        message = _control_message(text_data) if text_data is not None else None
+        if not self.owner or message is None or not isinstance(message.get("watch"), int):
+            return
+        kind, watch, user = message["type"], message["watch"], self.scope["user"]
+        if kind in (protocol.WATCH_ALLOW, protocol.WATCH_REFUSE):
+            changed = await database_sync_to_async(watching.answer)(
+                user, self.session.pk, watch, allow=kind == protocol.WATCH_ALLOW
+            )
+        elif kind == protocol.WATCH_TAKE_BACK:
+            changed = await database_sync_to_async(watching.take_back)(user, self.session.pk, watch)
+        else:
+            return
+        if changed:
+            await watch_changed(self.session.pk)
+
+    async def watch_changed(self, event) -> None:
+        if self.owner:
+            rows = await database_sync_to_async(watching.watchers)(self.session.pk)
+            await self.send(text_data=json.dumps({"type": protocol.WATCHERS, "watchers": rows}))
+
+    async def watch_input(self, event) -> None:
+        pass  # for the terminal socket
 
     async def session_changed(self, event) -> None:
         with translation.override(self.language):

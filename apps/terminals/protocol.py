@@ -33,6 +33,15 @@ STATUS = "status"  # server → browser {"type": "status", "state": .., "tab"?: 
 STATUS_ATTACHED = "attached"  # the ``state`` of a status meaning "shell attached"
 SESSION = "session"  # events socket: {"type": "session", "session": {...}}
 PROGRESS = "progress"  # events socket: {"type": "progress", "percent": .., "message": ..}
+# Watching (docs/terminal-protocol.md, "Watching with consent").
+WATCHERS = "watchers"  # events socket: {"type": .., "watchers": [{id, name, tab, asking, typing}]}
+WATCH_ALLOW = "watch-allow"  # events socket, owner → server {"type": .., "watch": id}
+WATCH_REFUSE = "watch-refuse"  # events socket, owner → server {"type": .., "watch": id}
+WATCH_TAKE_BACK = "watch-take-back"  # events socket, owner → server {"type": .., "watch": id}
+ASK_TO_TYPE = "ask-to-type"  # watch socket, watcher → server {"type": ..}
+WATCH_STATE = "watch-state"  # watch socket: {"type": .., "asking": bool, "typing": bool}
+WATCH_SCREEN = "watch-screen"  # watch socket: {"type": .., "cols", "rows"}, then the screen's bytes
+WATCH_AWAY = "watch-away"  # watch socket: the student's terminal is closed for now
 
 # Flow control, in bytes of output: stop reading from the sandbox above HIGH unacknowledged
 # bytes, resume below LOW. The browser acknowledges at least every ACK_EVERY bytes.

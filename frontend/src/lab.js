@@ -31,6 +31,7 @@
  *         <button class="btn btn-danger" data-action="stop">…</button>
  *       </div>
  *       <div class="lab-progress" data-role="progress" hidden><div class="bar"></div><span class="msg"></span></div>
+ *       <div class="lab-watchers" data-role="watchers" hidden></div>            (optional; made if missing)
  *       <div class="lab-message" data-role="message" hidden></div>
  *       <div class="terminal-tabs" data-role="tabs"></div>
  *       <div class="terminal-area" data-role="terminals">
@@ -75,6 +76,7 @@ import {
 import { gettext, interpolate } from './i18n.js';
 import { apiErrorMessage, endMessage } from './messages.js';
 import { TerminalConnection } from './terminal.js';
+import { WatchersNotice } from './watchers.js';
 
 export { TerminalConnection };
 
@@ -109,6 +111,18 @@ export class LabController {
     this.timerEl = q('[data-role="time-left"]');
     this.progressEl = q('[data-role="progress"]');
     this.messageEl = q('[data-role="message"]');
+    // Who watches this terminal (an instructor, with the student's consent to type).
+    let watchersEl = q('[data-role="watchers"]');
+    if (!watchersEl) {
+      watchersEl = document.createElement('div');
+      watchersEl.className = 'lab-watchers';
+      watchersEl.dataset.role = 'watchers';
+      watchersEl.setAttribute('role', 'status');
+      watchersEl.setAttribute('aria-live', 'polite');
+      watchersEl.hidden = true;
+      this.messageEl.before(watchersEl);
+    }
+    this.watchers = new WatchersNotice(watchersEl);
     this.tabsEl = q('[data-role="tabs"]');
     this.termsEl = q('[data-role="terminals"]');
     this.placeholderEl = this.termsEl.querySelector('.terminal-placeholder');
@@ -323,6 +337,7 @@ export class LabController {
   }
 
   _closeEvents() {
+    if (this.watchers) this.watchers.clear();
     this._eventsGen++;
     clearTimeout(this._eventsTimer);
     if (this._events) {
@@ -388,11 +403,16 @@ export class LabController {
       } else if (msg.type === MessageType.PROGRESS) {
         this.progress = { percent: msg.percent, message: msg.message };
         this._renderProgress();
+      } else if (msg.type === MessageType.WATCHERS) {
+        this.watchers.update(msg.watchers || [], (answer) => {
+          if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(answer));
+        });
       }
     };
     ws.onclose = (ev) => {
       if (gen !== this._eventsGen) return;
       this._events = null;
+      this.watchers.clear(); // told again on reconnect
       this._schedulePoll(0);
       const policy = closePolicy(ev.code);
       if (!policy.reconnect || !this.session || !isActive(this.session)) return;

@@ -33,6 +33,15 @@ export const MessageType = Object.freeze({
   // events socket (/ws/sessions/<id>/events/)
   SESSION: shared.SESSION, // {"type":"session","session":{...}}
   PROGRESS: shared.PROGRESS, // {"type":"progress","percent":..,"message":..}
+  // watching with consent (docs/terminal-protocol.md)
+  WATCHERS: shared.WATCHERS, // events socket: who watches the student's terminal
+  WATCH_ALLOW: shared.WATCH_ALLOW, // events socket, owner -> server {"watch": id}
+  WATCH_REFUSE: shared.WATCH_REFUSE,
+  WATCH_TAKE_BACK: shared.WATCH_TAKE_BACK,
+  ASK_TO_TYPE: shared.ASK_TO_TYPE, // watch socket, watcher -> server
+  WATCH_STATE: shared.WATCH_STATE, // watch socket {"asking","typing"}
+  WATCH_SCREEN: shared.WATCH_SCREEN, // watch socket {"cols","rows"} then the screen's bytes
+  WATCH_AWAY: shared.WATCH_AWAY, // watch socket: the student's terminal is closed
 });
 
 /** Session states (docs/api.md). */

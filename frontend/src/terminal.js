@@ -22,7 +22,7 @@ import { closedNotice, reasonText } from './messages.js';
 const CONNECT_TIMEOUT_MS = 15_000;
 const RESIZE_DEBOUNCE_MS = 100;
 
-const THEME = {
+export const THEME = {
   background: '#0d1117',
   foreground: '#e6edf3',
   cursor: '#58a6ff',
@@ -46,7 +46,7 @@ const THEME = {
   brightWhite: '#f0f6fc',
 };
 
-const FONT_FAMILY =
+export const FONT_FAMILY =
   '"JetBrains Mono", "Cascadia Mono", "Fira Code", "DejaVu Sans Mono", "Ubuntu Mono", Menlo, Consolas, ' +
   '"Noto Sans Mono CJK SC", "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", monospace';
 

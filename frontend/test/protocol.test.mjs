@@ -93,7 +93,21 @@ test('backoff matches the doc (0.5 s doubling to 10 s)', () => {
 test('message types come from the server', () => {
   assert.deepEqual(
     { ...P.MessageType },
-    { RESIZE: P.RESIZE, ACK: P.ACK, STATUS: P.STATUS, SESSION: P.SESSION, PROGRESS: P.PROGRESS },
+    {
+      RESIZE: P.RESIZE,
+      ACK: P.ACK,
+      STATUS: P.STATUS,
+      SESSION: P.SESSION,
+      PROGRESS: P.PROGRESS,
+      WATCHERS: P.WATCHERS,
+      WATCH_ALLOW: P.WATCH_ALLOW,
+      WATCH_REFUSE: P.WATCH_REFUSE,
+      WATCH_TAKE_BACK: P.WATCH_TAKE_BACK,
+      ASK_TO_TYPE: P.ASK_TO_TYPE,
+      WATCH_STATE: P.WATCH_STATE,
+      WATCH_SCREEN: P.WATCH_SCREEN,
+      WATCH_AWAY: P.WATCH_AWAY,
+    },
   );
   assert.equal(P.STATUS_ATTACHED, 'attached');
 });
