@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -18,21 +19,27 @@ CHROMIUM_FLAGS = [
 
 
 @pytest.fixture(scope="session")
-def live_site(tmp_path_factory):
+def live_env(tmp_path_factory) -> dict:
+    """The environment of the live site's processes (its settings), for ``manage.py`` calls."""
     var = tmp_path_factory.mktemp("site-var")
-    port = free_port()
-    env = {
+    return {
         **os.environ,
         "LABSITE_VAR_DIR": str(var),
         "LABSITE_CONTENT_DIR": str(FIXTURE_CONTENT),
         "LABSITE_SITE_NAME": LIVE_SITE,
         "DJANGO_SETTINGS_MODULE": "labsite.settings",
     }
-    prepare(env)
+
+
+@pytest.fixture(scope="session")
+def live_site(live_env):
+    var = Path(live_env["LABSITE_VAR_DIR"])
+    port = free_port()
+    prepare(live_env)
     log_path = var / "runsite.log"
     log = open(log_path, "w")
     server = subprocess.Popen(
-        [*MANAGE, "runsite", "--port", str(port)], env=env, cwd=ROOT, stdout=log, stderr=log
+        [*MANAGE, "runsite", "--port", str(port)], env=live_env, cwd=ROOT, stdout=log, stderr=log
     )
     url = f"http://127.0.0.1:{port}"
     wait_for(url + "/accounts/login/", server, log_path)
@@ -40,6 +47,15 @@ def live_site(tmp_path_factory):
     server.terminate()
     server.wait(timeout=10)
     log.close()
+
+
+def manage_shell(env: dict, script: str) -> str:
+    """Run Python in the live site's Django (``manage.py shell -c``); its stdout."""
+    done = subprocess.run(
+        [*MANAGE, "shell", "-c", script], env=env, cwd=ROOT, check=True, capture_output=True,
+        text=True,
+    )  # fmt: skip
+    return done.stdout
 
 
 @pytest.fixture(scope="module")
