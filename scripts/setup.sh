@@ -16,7 +16,7 @@ say() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
 PACKAGES=(python3-venv python3-dev gcc gettext git iptables nodejs npm
   docker.io debootstrap busybox-static cpio qemu-utils qemu-system-x86
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config)
-if [ "$MODE" = "--test" ]; then PACKAGES+=(chromium postgresql redis-server); fi
+if [ "$MODE" = "--test" ]; then PACKAGES+=(chromium fonts-noto-cjk postgresql redis-server); fi
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
