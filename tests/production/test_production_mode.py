@@ -288,3 +288,78 @@ def _stop_everything(cluster: Cluster, browser: Browser, username: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{username}'s sessions did not stop within 60 s")
         time.sleep(0.5)
+
+
+# -- watching with consent across processes -----------------------------------------------------
+
+
+def _instructor_of(cluster: Cluster, student: str, instructor: str) -> None:
+    from tests.conftest import PASSWORD
+
+    script = (
+        "from django.contrib.auth import get_user_model;"
+        "from apps.accounts.roles import assign_role, Role;"
+        "from apps.teaching.models import Classroom, Enrollment;"
+        f"t = get_user_model().objects.create_user({instructor!r}, password={PASSWORD!r});"
+        "assign_role(t, Role.INSTRUCTOR);"
+        f"room = Classroom.objects.create(name='class of ' + {instructor!r});"
+        "room.instructors.add(t);"
+        f"Enrollment.objects.create(classroom=room, student=get_user_model().objects.get("
+        f"username={student!r}))"
+    )
+    subprocess.run([*MANAGE, "shell", "-c", script], env=cluster.env, check=True, cwd=ROOT)
+
+
+def test_an_instructor_on_one_process_watches_a_student_on_the_other(cluster):
+    create_students(cluster.env, "wanda")
+    _instructor_of(cluster, "wanda", "victor")
+    student, teacher = Browser(cluster.urls[0]), Browser(cluster.urls[1])
+    student.login("wanda")
+    teacher.login("victor")
+    lab_id = next(lab["id"] for lab in student.get("/api/labs/")["labs"] if lab["slug"] == "hello")
+    session = student.post(f"/api/labs/{lab_id}/sessions/")
+    _wait_until_running(student, {session["id"]})
+    asyncio.run(_watch_across_processes(student, teacher, session["id"]))
+    student.post(f"/api/sessions/{session['id']}/stop/")
+
+
+async def _watch_across_processes(student: Browser, teacher: Browser, session_id: str) -> None:
+    ws_student = student.url.replace("http", "ws") + f"/ws/sessions/{session_id}"
+    ws_teacher = teacher.url.replace("http", "ws") + f"/ws/sessions/{session_id}"
+
+    async def until(socket, predicate, seconds: float = 15):
+        deadline = time.monotonic() + seconds
+        seen = b""
+        while time.monotonic() < deadline:
+            frame = await asyncio.wait_for(socket.recv(), deadline - time.monotonic())
+            if isinstance(frame, bytes):
+                seen += frame
+                if predicate(seen, None):
+                    return seen
+            elif predicate(seen, json.loads(frame)):
+                return json.loads(frame)
+        raise AssertionError(f"not seen; got {seen[-300:]!r}")
+
+    headers = {"additional_headers": student.ws_headers()}
+    async with (
+        websockets.connect(f"{ws_student}/terminals/1/", **headers) as terminal,
+        websockets.connect(f"{ws_student}/events/", **headers) as events,
+        websockets.connect(
+            f"{ws_teacher}/watch/1/", additional_headers=teacher.ws_headers()
+        ) as watch,
+    ):
+        watchers = await until(
+            events, lambda _, m: m and m.get("type") == "watchers" and m["watchers"]
+        )
+        assert watchers["watchers"][0]["name"] == "victor"
+        await terminal.send(b"echo seen-by-victor-$((40+2))\r")
+        await until(watch, lambda data, _: b"seen-by-victor-42" in data)
+        await watch.send(json.dumps({"type": "ask-to-type"}))
+        asking = await until(
+            events,
+            lambda _, m: m and m.get("type") == "watchers" and m["watchers"][0]["asking"],
+        )
+        await events.send(json.dumps({"type": "watch-allow", "watch": asking["watchers"][0]["id"]}))
+        await until(watch, lambda _, m: m and m.get("type") == "watch-state" and m["typing"])
+        await watch.send(b"echo typed-by-victor-$((6*7))\r")
+        await until(terminal, lambda data, _: b"typed-by-victor-42" in data)
