@@ -41,6 +41,7 @@ class EndReason(models.TextChoices):
     DISK = "disk", _("it used more disk space than the lab allows")
     ERROR = "error", _("it could not be started")
     ADMIN = "admin", _("stopped by an administrator")
+    INSTRUCTOR = "instructor", _("stopped by your instructor")
 
 
 def lease_free(now) -> Q:

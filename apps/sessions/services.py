@@ -76,8 +76,11 @@ def session_step(session: LabSession, number: int) -> dict | None:
     return steps_snapshot_of(step) if step else None
 
 
+SNAPSHOT_FIELDS = ("number", "slug", "title", "title_en", "body_html", "check_script")
+
+
 def steps_snapshot_of(step) -> dict:
-    return {f: getattr(step, f) for f in ("number", "slug", "title", "body_html", "check_script")}
+    return {f: getattr(step, f) for f in SNAPSHOT_FIELDS}
 
 
 def _enforce_limit(user) -> None:

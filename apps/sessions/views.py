@@ -7,7 +7,7 @@ import json
 from django.conf import settings
 from django.shortcuts import get_object_or_404, render
 
-from apps.courses.models import Lab, LabKind
+from apps.courses.models import Lab, LabKind, Step
 from apps.courses.progress import passed_steps
 from apps.sessions.models import LIVE_STATES, LabSession
 from apps.sessions.serializers import session_json
@@ -21,14 +21,20 @@ def lab(request, course_slug: str, module_slug: str, lab_slug: str):
         slug=lab_slug,
     )
     steps = list(lab.steps.all())
-    passed = passed_steps(request.user, lab)
-    for step in steps:
-        step.passed = step.number in passed
     session = None
     if request.user.is_authenticated:
         active = LabSession.objects.filter(owner=request.user, lab=lab, state__in=LIVE_STATES)
         if found := active.select_related("lab", "owner").first():
             session = session_json(found)
+            if found.steps:
+                # The steps the session began with: what its Check buttons check.
+                known = {f.name for f in Step._meta.fields}
+                steps = [
+                    Step(lab=lab, **{k: v for k, v in s.items() if k in known}) for s in found.steps
+                ]
+    passed = passed_steps(request.user, lab)
+    for step in steps:
+        step.passed = step.number in passed
     return render(
         request,
         "courses/lab.html",

@@ -4,7 +4,8 @@ loses it when the student leaves the class or the instructor stops teaching it."
 from __future__ import annotations
 
 from asgiref.sync import async_to_sync
-from django.db.models.signals import m2m_changed, post_delete
+from channels.layers import get_channel_layer
+from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
 from apps.sessions import events
@@ -33,3 +34,16 @@ def recheck_removed_instructors(sender, instance, action, pk_set, **kwargs) -> N
         users = [instance.pk]
     for user_id in users:
         async_to_sync(events.access_changed)(events.user_group(user_id))
+
+
+@receiver(post_save, sender=Enrollment)
+@receiver(post_delete, sender=Enrollment)
+def refresh_class_views(sender, instance, **kwargs) -> None:
+    """A student joined or left: the class's live pages follow the new list."""
+    from apps.teaching.consumers import class_group
+
+    layer = get_channel_layer()
+    if layer is not None:
+        async_to_sync(layer.group_send)(
+            class_group(instance.classroom_id), {"type": "class.changed"}
+        )

@@ -15,7 +15,6 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from apps.accounts.roles import assign_role, is_admin, is_instructor
-from apps.courses.models import StepProgress
 from apps.teaching.forms import ClassroomForm, CreateAccountForm, JoinClassForm
 from apps.teaching.models import Classroom, Enrollment
 
@@ -86,20 +85,6 @@ def classes(request):
         return redirect("teaching:class", classroom.pk)
     rows = rows.annotate(student_count=Count("students"))
     return render(request, "teaching/classes.html", {"classes": rows, "form": form})
-
-
-@instructor_required
-def class_detail(request, pk: int):
-    classroom = _taught_by(request.user, pk)
-    students = classroom.students.order_by("username")
-    passed = dict(
-        StepProgress.objects.filter(user__in=students).values_list("user").annotate(n=Count("pk"))
-    )
-    for student in students:
-        student.passed_count = passed.get(student.pk, 0)
-    return render(
-        request, "teaching/class_detail.html", {"classroom": classroom, "students": students}
-    )
 
 
 @require_POST

@@ -103,3 +103,34 @@ def test_watching_with_consent(two_people, live_site, classroom, tmp_path):
 
     teacher.close()
     student.wait_for_selector("[data-role=watchers]", state="hidden", timeout=70_000)
+
+
+def test_the_class_page_follows_a_student_live(two_people, live_site, classroom, tmp_path):
+    student, teacher = two_people
+    log_in(teacher, live_site, "ivan")
+    teacher.goto(f"{live_site}/classes/{classroom}/")
+    teacher.wait_for_selector("tr[data-student=sara]")
+    assert teacher.locator("tr[data-student=sara] .live-session").count() == 0
+
+    log_in(student, live_site, "sara")
+    student.goto(f"{live_site}/courses/testcourse/basics/labs/hello/")
+    student.click("[data-action=start]")
+    # No reload: the class page hears the start.
+    teacher.wait_for_selector(
+        "tr[data-student=sara] .live-session[data-state=running]", timeout=30_000
+    )
+    wait_text(student, ".terminal-pane .xterm-rows", "root@lab", timeout=30_000)
+    student.click(".terminal-pane .xterm-screen")
+    student.keyboard.type("mkdir -p /root/answers && echo hi > /root/answers/hello\n")
+    student.wait_for_timeout(300)
+    student.click("[data-action=check][data-step='1']")
+    student.wait_for_selector("section.step[data-step='1'][data-passed='true']", timeout=15_000)
+    teacher.wait_for_selector(
+        "tr[data-student=sara] .dot[data-step='1'][data-passed=true]", timeout=10_000
+    )
+    teacher.screenshot(path=str(tmp_path / "class-live.png"), full_page=True)
+    teacher.set_viewport_size({"width": 390, "height": 844})
+    teacher.screenshot(path=str(tmp_path / "class-live-phone.png"), full_page=True)
+
+    teacher.click("tr[data-student=sara] [data-action=watch]")
+    wait_text(teacher, ".watch-screen .xterm-rows", "root@lab")

@@ -29,12 +29,19 @@ def editable_course(tmp_path, settings):
 def edit_and_reload(content, new_check: str) -> None:
     steps = content / "testcourse" / "01-basics" / "labs" / "hello" / "steps"
     (steps / "01-write.check").write_text(new_check)
+    md = steps / "01-write.md"
+    md.write_text(md.read_text().replace("# 写一个文件", "# 改过的步骤", 1))
     call_command("load_content", dir=content, stdout=open("/dev/null", "w"))
 
 
-async def check(user, session) -> dict:
+def client_of(user) -> AsyncClient:
     client = AsyncClient()
-    await database_sync_to_async(client.force_login)(user)
+    client.force_login(user)
+    return client
+
+
+async def check(user, session) -> dict:
+    client = await database_sync_to_async(client_of)(user)
     return (await client.post(f"/api/sessions/{session.pk}/steps/1/check/")).json()
 
 
@@ -51,6 +58,11 @@ async def test_a_running_session_keeps_its_checks_through_an_edit(
 
     kept = await check(alice, running)
     assert kept["passed"] is True, kept  # the check alice started with
+    page = await (await database_sync_to_async(client_of)(alice)).get(
+        "/courses/testcourse/basics/labs/hello/"
+    )
+    assert "写一个文件" in page.content.decode()  # and the steps she started with
+    assert "改过的步骤" not in page.content.decode()
 
     lab = await database_sync_to_async(Lab.objects.get)(slug="hello")
     fresh = await start_lab(bob, lab)
@@ -59,3 +71,7 @@ async def test_a_running_session_keeps_its_checks_through_an_edit(
     )
     changed = await check(bob, fresh)
     assert changed["passed"] is False and "the new check" in changed["output"]
+    page = await (await database_sync_to_async(client_of)(bob)).get(
+        "/courses/testcourse/basics/labs/hello/"
+    )
+    assert "改过的步骤" in page.content.decode()

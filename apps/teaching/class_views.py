@@ -1,0 +1,126 @@
+"""The live class page and what it offers: stop a session, the grid as CSV, many accounts."""
+
+from __future__ import annotations
+
+from asgiref.sync import async_to_sync
+from django.contrib import messages
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from apps.sessions import events, services
+from apps.sessions.models import LIVE_STATES, EndReason, LabSession
+from apps.teaching import csv_io
+from apps.teaching.grid import class_grid
+from apps.teaching.views import _taught_by, instructor_required
+
+#: The Django session key holding the passwords of the last import, until downloaded once.
+PASSWORDS_KEY = "teaching-import-passwords"
+
+
+@instructor_required
+def class_detail(request, pk: int):
+    classroom = _taught_by(request.user, pk)
+    return render(
+        request,
+        "teaching/class_detail.html",
+        {
+            "classroom": classroom,
+            "grid": class_grid(classroom),
+            "live_url": f"/ws/classes/{classroom.pk}/live/",
+            "labels": _grid_labels(),
+        },
+    )
+
+
+def _grid_labels() -> dict[str, str]:
+    """The words the page's script shows, translated here (the script has no catalog)."""
+    return {
+        "student": _("Student"),
+        "now": _("Now"),
+        "last_active": _("Last active"),
+        "watch": _("Watch"),
+        "stop": _("Stop"),
+        "recordings": _("Recordings"),
+        "left": _("%(time)s left"),
+        "never": _("never"),
+        "idle": _("not in a lab"),
+        "minutes": _("%(n)s min"),
+        "steps": _("%(done)s of %(total)s steps"),
+        "confirm_stop": _("Stop this student's lab now? Their work in the sandbox is lost."),
+        "live": _("Live: this page updates by itself."),
+        "offline": _("Live updates paused; reconnecting…"),
+        "none": _("No student has joined yet."),
+        "no_labs": _("This class's course has no labs yet."),
+    }
+
+
+@require_POST
+@instructor_required
+def stop_session(request, pk: int, session_id):
+    classroom = _taught_by(request.user, pk)
+    session = LabSession.objects.filter(
+        pk=session_id, owner__classrooms=classroom, state__in=LIVE_STATES
+    ).first()
+    if session is None:
+        raise Http404
+    if services.request_stop(session, EndReason.INSTRUCTOR):
+        # A database write, as the admin's Stop: the reconciler's next pass carries it out.
+        async_to_sync(events.session_changed)(session.pk)
+        messages.success(
+            request,
+            _("Stopped %(student)s's lab.")
+            % {"student": session.owner.get_full_name() or session.owner.username},
+        )
+    return redirect("teaching:class", pk)
+
+
+@instructor_required
+def export_csv(request, pk: int):
+    classroom = _taught_by(request.user, pk)
+    response = HttpResponse(
+        csv_io.export_grid(class_grid(classroom)), content_type="text/csv; charset=utf-8"
+    )
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="class-{classroom.pk}-{stamp}.csv"'
+    return response
+
+
+@instructor_required
+def import_students(request, pk: int):
+    classroom = _taught_by(request.user, pk)
+    errors: list[str] = []
+    if request.method == "POST":
+        upload = request.FILES.get("file")
+        if upload is None:
+            errors = [_("Choose a CSV file.")]
+        else:
+            result = csv_io.import_students(upload.read(csv_io.MAX_IMPORT_BYTES + 1), classroom)
+            errors = result.errors
+            if not errors:
+                request.session[PASSWORDS_KEY] = {"class": classroom.pk, "rows": result.created}
+                return render(
+                    request,
+                    "teaching/import_done.html",
+                    {"classroom": classroom, "created": result.created},
+                )
+    return render(request, "teaching/import.html", {"classroom": classroom, "errors": errors})
+
+
+@require_POST
+@instructor_required
+def download_passwords(request, pk: int):
+    """The passwords of the import just made, once: they are not kept anywhere after."""
+    classroom = _taught_by(request.user, pk)
+    kept = request.session.pop(PASSWORDS_KEY, None)
+    if not kept or kept.get("class") != classroom.pk:
+        messages.error(request, _("The passwords were shown once and are no longer available."))
+        return redirect("teaching:class", pk)
+    response = HttpResponse(
+        csv_io.passwords_csv([tuple(r) for r in kept["rows"]]),
+        content_type="text/csv; charset=utf-8",
+    )
+    response["Content-Disposition"] = f'attachment; filename="class-{classroom.pk}-passwords.csv"'
+    return response
