@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 from asgiref.sync import async_to_sync
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from apps.sessions import events, services
@@ -16,8 +19,10 @@ from apps.teaching import csv_io
 from apps.teaching.grid import class_grid
 from apps.teaching.views import _taught_by, instructor_required
 
-#: The Django session key holding the passwords of the last import, until downloaded once.
+#: The Django session key holding the passwords of the last import, until downloaded once
+#: or PASSWORDS_KEPT_SECONDS have passed: nothing else keeps them (only hashes are stored).
 PASSWORDS_KEY = "teaching-import-passwords"
+PASSWORDS_KEPT_SECONDS = 30 * 60
 
 
 @instructor_required
@@ -61,19 +66,22 @@ def _grid_labels() -> dict[str, str]:
 @instructor_required
 def stop_session(request, pk: int, session_id):
     classroom = _taught_by(request.user, pk)
-    session = LabSession.objects.filter(
-        pk=session_id, owner__classrooms=classroom, state__in=LIVE_STATES
-    ).first()
+    # Only sessions of this class's students: an instructor of another class gets a 404
+    # whatever the session id, so ids of other students' sessions tell nothing.
+    session = (
+        LabSession.objects.select_related("owner")
+        .filter(pk=session_id, owner__classrooms=classroom)
+        .first()
+    )
     if session is None:
         raise Http404
-    if services.request_stop(session, EndReason.INSTRUCTOR):
+    name = session.owner.get_full_name() or session.owner.username
+    if session.state in LIVE_STATES and services.request_stop(session, EndReason.INSTRUCTOR):
         # A database write, as the admin's Stop: the reconciler's next pass carries it out.
         async_to_sync(events.session_changed)(session.pk)
-        messages.success(
-            request,
-            _("Stopped %(student)s's lab.")
-            % {"student": session.owner.get_full_name() or session.owner.username},
-        )
+        messages.success(request, _("Stopping %(student)s's lab.") % {"student": name})
+    else:
+        messages.info(request, _("%(student)s's lab had already ended.") % {"student": name})
     return redirect("teaching:class", pk)
 
 
@@ -88,10 +96,12 @@ def export_csv(request, pk: int):
     return response
 
 
+@never_cache  # the result page shows passwords: no copy in the browser's cache
 @instructor_required
 def import_students(request, pk: int):
     classroom = _taught_by(request.user, pk)
     errors: list[str] = []
+    request.session.pop(PASSWORDS_KEY, None)  # a new import: the last one's are gone
     if request.method == "POST":
         upload = request.FILES.get("file")
         if upload is None:
@@ -100,7 +110,11 @@ def import_students(request, pk: int):
             result = csv_io.import_students(upload.read(csv_io.MAX_IMPORT_BYTES + 1), classroom)
             errors = result.errors
             if not errors:
-                request.session[PASSWORDS_KEY] = {"class": classroom.pk, "rows": result.created}
+                request.session[PASSWORDS_KEY] = {
+                    "class": classroom.pk,
+                    "rows": result.created,
+                    "at": time.time(),
+                }
                 return render(
                     request,
                     "teaching/import_done.html",
@@ -109,13 +123,15 @@ def import_students(request, pk: int):
     return render(request, "teaching/import.html", {"classroom": classroom, "errors": errors})
 
 
+@never_cache
 @require_POST
 @instructor_required
 def download_passwords(request, pk: int):
     """The passwords of the import just made, once: they are not kept anywhere after."""
     classroom = _taught_by(request.user, pk)
     kept = request.session.pop(PASSWORDS_KEY, None)
-    if not kept or kept.get("class") != classroom.pk:
+    fresh = kept and time.time() - kept.get("at", 0) < PASSWORDS_KEPT_SECONDS
+    if not fresh or kept.get("class") != classroom.pk:
         messages.error(request, _("The passwords were shown once and are no longer available."))
         return redirect("teaching:class", pk)
     response = HttpResponse(
