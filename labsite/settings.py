@@ -202,4 +202,10 @@ LABSITE_ALLOWED_CAPABILITIES = envlist(
      "SYS_NICE", "SYS_RESOURCE", "IPC_LOCK", "SYS_TIME"],
 )  # fmt: skip
 
+# --- Terminal recordings (apps/recordings) ---------------------------------------------------
+#: Every student terminal is recorded as asciicast v2, kept this many days, then pruned.
+LABSITE_RECORDINGS = envbool("LABSITE_RECORDINGS", True)
+LABSITE_RECORDING_DAYS = envint("LABSITE_RECORDING_DAYS", 30, minimum=1)
+LABSITE_RECORDINGS_DIR = Path(os.environ.get("LABSITE_RECORDINGS_DIR", VAR_DIR / "recordings"))
+
 CSRF_FAILURE_VIEW = "apps.api.views.csrf_failure"

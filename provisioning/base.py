@@ -255,6 +255,18 @@ class Backend(Protocol):
         sandbox is not running."""
         ...
 
+    async def run_script(self, sandbox: Sandbox, script: str, *, timeout: float) -> CheckResult:
+        """Run ``script`` as the student would type it: with the sandbox's *own* shell and
+        tools (its ``sh``, its ``PATH``), in ``/root``, with ``LANG=C.UTF-8``, outside the
+        student's terminal; report its exit code and output (``passed``: it exited 0).
+
+        Unlike ``run_check`` nothing here is the platform's, on purpose: the lab validator
+        runs a step's solution with this to prove that what the student is told to type
+        works in the image as shipped. The backend still enforces ``timeout`` from the
+        outside (killed, ``timed_out=True``). Raises ``SandboxError`` if the sandbox is not
+        running."""
+        ...
+
     async def stats(self, sandbox: Sandbox) -> SandboxStats:
         """Current memory, CPU and disk use, for admins, idle detection and disk limits."""
         ...

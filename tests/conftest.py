@@ -34,6 +34,7 @@ PRODUCTION_SITE = f"{TEST_SITE}-prod"
 def _test_settings(settings, tmp_path):
     settings.LABSITE_SITE_NAME = TEST_SITE
     settings.CONTENT_DIR = FIXTURE_CONTENT
+    settings.LABSITE_RECORDINGS_DIR = tmp_path / "recordings"
     # Real password hashing costs ~100 ms a login; the tests log in hundreds of times.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # django.test.Client.login passes no request, which django-axes needs; the login

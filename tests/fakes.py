@@ -80,6 +80,10 @@ class FakeBackend:
         self._reachable()
         return CheckResult(passed=True, exit_code=0, output="ok")
 
+    async def run_script(self, sandbox: Sandbox, script: str, *, timeout: float) -> CheckResult:
+        self._reachable()
+        return CheckResult(passed=True, exit_code=0, output="")
+
     async def stats(self, sandbox: Sandbox) -> SandboxStats:
         return SandboxStats(memory_bytes=0, memory_limit_bytes=0, cpu_percent=0.0)
 

@@ -42,8 +42,8 @@ def _labs() -> list[dict]:
         {
             "id": lab.pk,
             "slug": lab.slug,
-            "title": lab.title,
-            "summary": lab.summary,
+            "title": lab.display_title,
+            "summary": lab.display_summary,
             "module": lab.module.display_title,
             "kind": lab.kind,
             "status": lab.status,

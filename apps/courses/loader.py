@@ -3,6 +3,10 @@
 Nothing here touches the database: ``read_course`` either returns a whole, valid course
 or raises ``ContentError`` naming the file and line. ``apps.courses.sync`` writes it.
 
+Every title and summary has an English twin (``title_en``, ``summary_en``; a step's on the
+line after its ``# 标题``) for the English interface: the lessons stay in Chinese, but no
+page of the English site is half Chinese. A file without one is refused like any other.
+
 A lab file is written by a course author, not by the host's operator, so nothing it says
 may reach beyond what the operator allows (``LabPolicy``): capabilities come from
 ``LABSITE_ALLOWED_CAPABILITIES``, resources stay within ``LABSITE_LAB_LIMITS``, and every
@@ -32,6 +36,8 @@ KINDS = {"container", "vm"}
 STATUSES = {"ready", "planned"}
 NETWORKS = {"none", "isolated"}
 CAPABILITY = re.compile(r"^[A-Z][A-Z_]*$")
+#: A step's English title: the line after its ``# 标题``, a comment the page never shows.
+STEP_TITLE_EN = re.compile(r"^<!--\s*title_en:\s*(?P<title>.*?)\s*-->\s*$")
 #: lab.yaml's name under ``resources:`` -> (the Lab field and limit key, its default).
 RESOURCES: dict[str, tuple[str, float]] = {
     "cpus": ("cpus", 0.5),
@@ -119,6 +125,7 @@ class StepData:
     number: int
     slug: str
     title: str
+    title_en: str
     body_html: str
     check_script: str
     solve_script: str
@@ -129,7 +136,9 @@ class LabData:
     slug: str
     order: int
     title: str
+    title_en: str
     summary: str
+    summary_en: str
     plan: str
     kind: str
     status: str
@@ -155,6 +164,7 @@ class ModuleData:
     title: str
     title_en: str
     summary: str
+    summary_en: str
     body_html: str
     toc: list[tuple[str, str]]
     source_dir: str
@@ -247,6 +257,16 @@ class _Yaml:
             raise self.error(key, f"'{key}' must be text")
         return str(value).strip()
 
+    def english(self, key: str, chinese: str) -> str:
+        """The English twin ``key`` of the text ``chinese``: required where that is not
+        empty, for the English interface."""
+        value = self.text(key, required=False)
+        if chinese and not value:
+            raise self.error(
+                key, f"'{key}' is required: the English text shown on the English pages"
+            )
+        return value
+
     def choice(self, key: str, allowed: set[str], default: str | None = None) -> str:
         value = self.text(key, required=default is None, default=default or "")
         if value not in allowed:
@@ -301,12 +321,13 @@ def read_course(
     policy = policy or LabPolicy.from_settings()
     files.inside(course_dir)
     meta = _Yaml.read(files, course_dir / "course.yaml")
+    title, summary = meta.text("title"), meta.text("summary", required=False)
     course = CourseData(
         slug=course_dir.name,
-        title=meta.text("title"),
-        title_en=meta.text("title_en", required=False),
-        summary=meta.text("summary", required=False),
-        summary_en=meta.text("summary_en", required=False),
+        title=title,
+        title_en=meta.english("title_en", title),
+        summary=summary,
+        summary_en=meta.english("summary_en", summary),
     )
     for number, slug, path in _numbered_dirs(files, course_dir):
         course.modules.append(_read_module(files, policy, course.slug, number, slug, path))
@@ -332,12 +353,14 @@ def _read_module(
         asset_base_url=f"/assets/{course_slug}/{path.name}/",
     )
     _check_diagrams(files, path / "diagrams")
+    title, summary = meta.text("title"), meta.text("summary", required=False)
     module = ModuleData(
         number=number,
         slug=slug,
-        title=meta.text("title"),
-        title_en=meta.text("title_en", required=False),
-        summary=meta.text("summary", required=False),
+        title=title,
+        title_en=meta.english("title_en", title),
+        summary=summary,
+        summary_en=meta.english("summary_en", summary),
         body_html=rendered.html,
         toc=rendered.toc,
         source_dir=str(path),
@@ -383,11 +406,14 @@ def _read_lab(files: _Files, policy: LabPolicy, path: Path, order: int) -> LabDa
             None,
             "a vm lab boots a template; only container labs have a Dockerfile",
         )
+    title, summary = meta.text("title"), meta.text("summary", required=False)
     lab = LabData(
         slug=path.name,
         order=meta.number("order", order + 1, int) if "order" in meta.data else order + 1,
-        title=meta.text("title"),
-        summary=meta.text("summary", required=False),
+        title=title,
+        title_en=meta.english("title_en", title),
+        summary=summary,
+        summary_en=meta.english("summary_en", summary),
         plan=meta.text("plan", required=False),
         kind=kind,
         status=meta.choice("status", STATUSES),
@@ -449,14 +475,13 @@ def _read_steps(files: _Files, steps_dir: Path, required: bool) -> list[StepData
         match = NUMBERED.match(md.stem)
         if not match:
             raise ContentError(md, None, "step files are named NN-slug.md")
-        first, _, body = files.text(md).partition("\n")
-        if not first.startswith("# "):
-            raise ContentError(md, 1, "the first line must be the step's title: '# 标题'")
+        title, title_en, body = _step_titles(md, files.text(md))
         steps.append(
             StepData(
                 number=int(match[1]),
                 slug=match[2],
-                title=first[2:].strip(),
+                title=title,
+                title_en=title_en,
                 body_html=render_markdown(body).html,
                 check_script=files.optional(md.with_suffix(".check")),
                 solve_script=files.optional(md.with_suffix(".solve")),
@@ -468,3 +493,18 @@ def _read_steps(files: _Files, steps_dir: Path, required: bool) -> list[StepData
     if required and not steps:
         raise ContentError(steps_dir, None, "a ready lab needs at least one step")
     return steps
+
+
+def _step_titles(md: Path, text: str) -> tuple[str, str, str]:
+    """A step file's (title, English title, body): ``# 标题`` on the first line, then
+    ``<!-- title_en: Title -->``, then the body."""
+    first, _, rest = text.partition("\n")
+    if not first.startswith("# ") or not first[2:].strip():
+        raise ContentError(md, 1, "the first line must be the step's title: '# 标题'")
+    second, _, body = rest.partition("\n")
+    english = STEP_TITLE_EN.match(second)
+    if not english or not english["title"]:
+        raise ContentError(
+            md, 2, "the second line must be the step's English title: '<!-- title_en: Title -->'"
+        )
+    return first[2:].strip(), english["title"], body

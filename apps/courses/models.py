@@ -44,6 +44,7 @@ class Module(models.Model):
     title = models.CharField(max_length=200)
     title_en = models.CharField(max_length=200, blank=True)
     summary = models.TextField(blank=True)
+    summary_en = models.TextField(blank=True)
     body_html = models.TextField(blank=True)
     #: [(anchor, heading)] of the lesson's second-level headings.
     toc = models.JSONField(default=list, blank=True)
@@ -64,6 +65,10 @@ class Module(models.Model):
     def display_title(self) -> str:
         return _localized(self.title, self.title_en)
 
+    @property
+    def display_summary(self) -> str:
+        return _localized(self.summary, self.summary_en)
+
     def get_absolute_url(self) -> str:
         return reverse("courses:module", args=[self.course.slug, self.slug])
 
@@ -83,7 +88,9 @@ class Lab(models.Model):
     slug = models.SlugField()
     order = models.PositiveIntegerField(default=0)
     title = models.CharField(max_length=200)
+    title_en = models.CharField(max_length=200, blank=True)
     summary = models.TextField(blank=True)
+    summary_en = models.TextField(blank=True)
     plan = models.TextField(blank=True)
     kind = models.CharField(max_length=16, choices=LabKind.choices)
     status = models.CharField(max_length=16, choices=LabStatus.choices)
@@ -114,6 +121,14 @@ class Lab(models.Model):
         return self.title
 
     @property
+    def display_title(self) -> str:
+        return _localized(self.title, self.title_en)
+
+    @property
+    def display_summary(self) -> str:
+        return _localized(self.summary, self.summary_en)
+
+    @property
     def is_ready(self) -> bool:
         return self.status == LabStatus.READY
 
@@ -127,6 +142,7 @@ class Step(models.Model):
     number = models.PositiveIntegerField()
     slug = models.SlugField()
     title = models.CharField(max_length=200)
+    title_en = models.CharField(max_length=200, blank=True)
     body_html = models.TextField(blank=True)
     check_script = models.TextField(blank=True)
     solve_script = models.TextField(blank=True)
@@ -139,6 +155,10 @@ class Step(models.Model):
 
     def __str__(self) -> str:
         return f"{self.number}. {self.title}"
+
+    @property
+    def display_title(self) -> str:
+        return _localized(self.title, self.title_en)
 
 
 class StepProgress(models.Model):
@@ -158,5 +178,6 @@ class StepProgress(models.Model):
 
 
 def _localized(zh: str, en: str) -> str:
+    """The English text on English pages, where there is one; the lessons' Chinese otherwise."""
     lang = get_language() or "zh-hans"
     return en if lang.startswith("en") and en else zh

@@ -41,6 +41,7 @@ def _sync_module(course: Course, data: ModuleData, report: SyncReport) -> Module
             "title": data.title,
             "title_en": data.title_en,
             "summary": data.summary,
+            "summary_en": data.summary_en,
             "body_html": data.body_html,
             "toc": [list(item) for item in data.toc],
             "source_dir": data.source_dir,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from channels.db import database_sync_to_async
@@ -29,6 +30,11 @@ from provisioning.base import HostUnavailable, Sandbox, SandboxStatus
 log = logging.getLogger(__name__)
 #: A request the web process did not pick up within this time is started by the loop.
 PICKUP_GRACE = timedelta(seconds=5)
+
+
+#: Periodic chores of other apps (pruning old recordings), registered in their AppConfig.ready
+#: so that sessions imports none of them. Each must be cheap when not due and never raise.
+HOUSEKEEPING: list[Callable[[], Awaitable[None]]] = []
 
 
 class Reconciler:
@@ -51,6 +57,8 @@ class Reconciler:
         await self.apply_time_limits()
         await self.act_on_pending()
         await asyncio.gather(*(self.sync_engine(key) for key in self.backend_keys))
+        for chore in HOUSEKEEPING:
+            await chore()
 
     async def apply_time_limits(self) -> None:
         now = timezone.now()

@@ -33,7 +33,7 @@ def session_json(session: LabSession) -> dict:
         "events_url": f"/ws/sessions/{session.pk}/events/",
         "url": reverse("api:session", args=[session.pk]),
         "steps": [
-            {"number": step.number, "title": step.title, "passed": step.number in passed}
+            {"number": step.number, "title": step.display_title, "passed": step.number in passed}
             for step in session.lab.steps.all()
         ],
     }

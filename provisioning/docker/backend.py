@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import io
 import logging
+import shlex
 import subprocess
 import time
 import uuid
@@ -231,6 +232,21 @@ class DockerBackend:
         """Run ``script`` with the platform's read-only busybox (``tools.py``), reading its
         output on the event loop; the deadline is this process's, not the sandbox's."""
         code, output, timed_out = await self._run_script(sandbox.name, script, timeout)
+        text = output.decode("utf-8", errors="replace")[-CHECK_OUTPUT_LIMIT:].strip()
+        return CheckResult(passed=code == 0 and not timed_out, exit_code=code, output=text,
+                           timed_out=timed_out)  # fmt: skip
+
+    async def run_script(self, sandbox: Sandbox, script: str, *, timeout: float) -> CheckResult:
+        """Run ``script`` with the image's own ``/bin/sh`` and ``PATH``, as a student's shell
+        would. The platform's ``timeout`` still holds the deadline: its shell only ``exec``s
+        the image's (``$0``, the run's marker, stays on the command line for the kill)."""
+        info = await self._inspect(await self.api(), sandbox.name)
+        if info is None:
+            raise SandboxError("The sandbox is not running.", detail=f"{sandbox.name} is gone")
+        env = dict(item.partition("=")[::2] for item in info["Config"].get("Env") or [])
+        path = env.get("PATH") or config.CHECK_PATH.removeprefix(f"{config.TOOLS_BIN}:")
+        as_student = f'export PATH={shlex.quote(path)}; exec /bin/sh -c {shlex.quote(script)} "$0"'
+        code, output, timed_out = await self._run_script(sandbox.name, as_student, timeout)
         text = output.decode("utf-8", errors="replace")[-CHECK_OUTPUT_LIMIT:].strip()
         return CheckResult(passed=code == 0 and not timed_out, exit_code=code, output=text,
                            timed_out=timed_out)  # fmt: skip

@@ -48,6 +48,7 @@ import asyncio
 import functools
 import logging
 import math
+import shlex
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -414,6 +415,13 @@ class LibvirtBackend:
     ) -> CheckResult:
         dom = await self._running(sandbox)
         return await self.agent.run_script(dom, script, timeout)
+
+    async def run_script(self, sandbox: Sandbox, script: str, *, timeout: float) -> CheckResult:
+        """``script`` with the guest's ``sh`` in ``/root`` (checks run there the same way:
+        a guest has no tools of the platform's), through the agent, killed past ``timeout``."""
+        dom = await self._running(sandbox)
+        return await self.agent.run_script(dom, f"cd /root && exec sh -c {shlex.quote(script)}",
+                                           timeout)  # fmt: skip
 
     async def stats(self, sandbox: Sandbox) -> SandboxStats:
         dom = await self._running(sandbox)

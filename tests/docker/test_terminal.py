@@ -107,11 +107,10 @@ async def test_other_student_is_refused_with_4003_and_sees_nothing(alice, bob, h
     assert message == {"type": "websocket.close", "code": protocol.FORBIDDEN}
 
 
-async def test_instructor_of_the_class_may_attach(alice, carol, hello_lab):
+async def test_even_the_instructor_of_the_class_may_not_attach(alice, carol, hello_lab):
+    # Instructors watch, with the student's consent (tests/docker/test_watching.py).
     session = await start_lab(alice, hello_lab)
-    screen = Screen(await connect_terminal(session, carol))
-    await screen.until(b"# ")
-    await screen.communicator.disconnect()
+    assert await close_code(await connect_terminal(session, carol)) == protocol.FORBIDDEN
 
 
 async def test_instructor_of_another_class_may_not(alice, dave, hello_lab):

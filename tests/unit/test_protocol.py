@@ -14,6 +14,7 @@ from apps.recordings.recorder import Recorder
 from apps.sessions import sandbox
 from apps.terminals import protocol
 from apps.terminals.consumers import TerminalConsumer
+from apps.terminals.watching import TabBroadcast
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATED = ROOT / "frontend" / "src" / "protocol-constants.js"
@@ -97,6 +98,7 @@ def bridged_consumer():
     consumer.session = SimpleNamespace(pk="s1")
     consumer.terminal = FakeTerminal()
     consumer.recorder = Recorder.disabled()
+    consumer.broadcast = TabBroadcast("s1", 1, "test-channel", 80, 24)  # nobody watches
     consumer.unacked = protocol.HIGH_WATERMARK
     consumer.resume = SimpleNamespace(set=lambda: None)
     consumer.bucket = protocol.input_bucket()
