@@ -17,7 +17,6 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.utils import translation
 
 from apps.recordings.recorder import Recorder
@@ -27,6 +26,7 @@ from apps.sessions.models import LabSession, State
 from apps.sessions.serializers import session_json
 from apps.teaching import watching
 from apps.terminals import protocol
+from apps.terminals.inbound import control_message, fresh_user
 from apps.terminals.watching import TabBroadcast, watch_changed
 from provisioning.base import TERMINAL_TAKEN
 
@@ -59,7 +59,7 @@ class SessionConsumerMixin:
 
     async def access_changed(self, event) -> None:
         """Who may see what changed (a class lost a student): ask again."""
-        user = await database_sync_to_async(_fresh_user)(self.scope.get("user"))
+        user = await database_sync_to_async(fresh_user)(self.scope.get("user"))
         session_id = self.scope["url_route"]["kwargs"]["session_id"]
         session = await database_sync_to_async(_load)(session_id)
         allowed = user is not None and session is not None
@@ -165,7 +165,7 @@ class TerminalConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
         if size > protocol.MAX_INPUT_FRAME:
             await self.refuse(protocol.POLICY, f"frame of {size} bytes", self.session.pk)
             return
-        message = _control_message(text_data) if text_data is not None else None
+        message = control_message(text_data) if text_data is not None else None
         kind = None if bytes_data is not None else (message or {}).get("type", "")
         # Acknowledgements take no token (protocol.ACKS_COUNT_AGAINST_RATE); all else does.
         if protocol.counts_against_rate(kind) and not self.bucket.take():
@@ -247,7 +247,7 @@ class SessionEventsConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         """Only the owner's answers to watchers; anything else is ignored."""
-        message = _control_message(text_data) if text_data is not None else None
+        message = control_message(text_data) if text_data is not None else None
         if not self.owner or message is None or not isinstance(message.get("watch"), int):
             return
         kind, watch, user = message["type"], message["watch"], self.scope["user"]
@@ -286,24 +286,6 @@ class SessionEventsConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
                 {"type": protocol.PROGRESS, "percent": event["percent"], "message": message}
             )
         )
-
-
-def _control_message(text: str) -> dict | None:
-    """A JSON control message with a string ``type``; anything else is ignored."""
-    try:
-        message = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-        return None
-    return message
-
-
-def _fresh_user(user):
-    """The user as the database has them now, or None if they may no longer log in."""
-    if user is None or not user.is_authenticated:
-        return None
-    return get_user_model().objects.filter(pk=user.pk, is_active=True).first()
 
 
 def _load(session_id) -> LabSession | None:

@@ -18,12 +18,12 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.contrib.auth import get_user_model
 
 from apps.sessions import events
 from apps.sessions.models import LabSession, State
 from apps.teaching import watching
 from apps.terminals import protocol
+from apps.terminals.inbound import control_message, fresh_user
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ class WatchConsumer(AsyncWebsocketConsumer):
                     self.source, {"type": "watch.input", "watch": self.watch_id, "data": bytes_data}
                 )
             return
-        asks = _json(text_data).get("type") == protocol.ASK_TO_TYPE
+        asks = (control_message(text_data) or {}).get("type") == protocol.ASK_TO_TYPE
         if asks and await database_sync_to_async(watching.ask_to_type)(self.watch_id):
             await watch_changed(self.session_id)
 
@@ -221,7 +221,7 @@ class WatchConsumer(AsyncWebsocketConsumer):
     async def access_changed(self, event) -> None:
         user = self.scope.get("user")
         session = await database_sync_to_async(_load)(self.session_id)
-        fresh = await database_sync_to_async(_fresh)(user)
+        fresh = await database_sync_to_async(fresh_user)(user)
         if session is None or fresh is None:
             allowed = False
         else:
@@ -269,17 +269,3 @@ def _load(session_id) -> LabSession | None:
 
 def _state(session_id) -> str | None:
     return LabSession.objects.filter(pk=session_id).values_list("state", flat=True).first()
-
-
-def _fresh(user):
-    if user is None or not user.is_authenticated:
-        return None
-    return get_user_model().objects.filter(pk=user.pk, is_active=True).first()
-
-
-def _json(text: str | None) -> dict:
-    try:
-        message = json.loads(text or "")
-    except ValueError:
-        return {}
-    return message if isinstance(message, dict) else {}
