@@ -13,7 +13,9 @@ import os
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.management import call_command
+from django.utils import translation
 
 from apps.accounts.roles import Role, assign_role
 from apps.teaching.models import Classroom, Enrollment
@@ -28,6 +30,16 @@ TEST_SITE = f"labsite-test-{os.getpid()}"
 #: sandbox of its site that its database does not know: each gets a label of its own.
 LIVE_SITE = f"{TEST_SITE}-live"
 PRODUCTION_SITE = f"{TEST_SITE}-prod"
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Each test starts in the site's language. A request made through the test client
+    leaves its language active in the thread (as LocaleMiddleware does in a server), and
+    messages the site writes from its executors are in the default language."""
+    translation.activate(django_settings.LANGUAGE_CODE)
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture(autouse=True)

@@ -93,3 +93,5 @@ class CheckResult(Schema):
     passed: bool
     output: str
     timed_out: bool
+    #: Failed checks the step still allows (a quiz); null when it has no limit.
+    attempts_left: int | None = None

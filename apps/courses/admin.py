@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from apps.courses.models import Course, Lab, Module, Step, StepProgress
+from apps.courses.models import Course, Lab, Module, Step, StepAttempts, StepProgress
 
 
 @admin.register(Course)
@@ -55,3 +55,16 @@ class LabAdmin(admin.ModelAdmin):
 class StepProgressAdmin(admin.ModelAdmin):
     list_display = ("user", "step", "passed_at")
     list_filter = ("step__lab",)
+
+
+@admin.register(StepAttempts)
+class StepAttemptsAdmin(admin.ModelAdmin):
+    """Deleting a row gives the student their tries of that quiz back."""
+
+    list_display = ("user", "step", "failed", "last_failed_at")
+    list_filter = ("step__lab",)
+    search_fields = ("user__username",)
+    readonly_fields = ("user", "step", "failed", "last_failed_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False

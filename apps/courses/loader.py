@@ -38,6 +38,9 @@ NETWORKS = {"none", "isolated"}
 CAPABILITY = re.compile(r"^[A-Z][A-Z_]*$")
 #: A step's English title: the line after its ``# 标题``, a comment the page never shows.
 STEP_TITLE_EN = re.compile(r"^<!--\s*title_en:\s*(?P<title>.*?)\s*-->\s*$")
+#: An optional third line: how many failed checks a step allows (quizzes).
+STEP_ATTEMPTS = re.compile(r"^<!--\s*attempts:\s*(?P<n>\S*)\s*-->\s*$")
+MAX_ATTEMPTS = 20
 #: lab.yaml's name under ``resources:`` -> (the Lab field and limit key, its default).
 RESOURCES: dict[str, tuple[str, float]] = {
     "cpus": ("cpus", 0.5),
@@ -129,6 +132,9 @@ class StepData:
     body_html: str
     check_script: str
     solve_script: str
+    #: Failed checks a student may have on this step (0: no limit). A quiz sets it, so
+    #: changing one answer at a time until the check passes does not work.
+    attempts: int = 0
 
 
 @dataclass
@@ -476,6 +482,7 @@ def _read_steps(files: _Files, steps_dir: Path, required: bool) -> list[StepData
         if not match:
             raise ContentError(md, None, "step files are named NN-slug.md")
         title, title_en, body = _step_titles(md, files.text(md))
+        attempts, body = _step_attempts(md, body)
         steps.append(
             StepData(
                 number=int(match[1]),
@@ -485,6 +492,7 @@ def _read_steps(files: _Files, steps_dir: Path, required: bool) -> list[StepData
                 body_html=render_markdown(body).html,
                 check_script=files.optional(md.with_suffix(".check")),
                 solve_script=files.optional(md.with_suffix(".solve")),
+                attempts=attempts,
             )
         )
     numbers = [s.number for s in steps]
@@ -508,3 +516,19 @@ def _step_titles(md: Path, text: str) -> tuple[str, str, str]:
             md, 2, "the second line must be the step's English title: '<!-- title_en: Title -->'"
         )
     return first[2:].strip(), english["title"], body
+
+
+def _step_attempts(md: Path, body: str) -> tuple[int, str]:
+    """The optional ``<!-- attempts: N -->`` on the third line, and the body after it."""
+    third, _, rest = body.partition("\n")
+    found = STEP_ATTEMPTS.match(third)
+    if not found:
+        return 0, body
+    n = found["n"]
+    if not n.isdigit() or not 1 <= int(n) <= MAX_ATTEMPTS:
+        raise ContentError(
+            md, 3, f"attempts must be a whole number from 1 to {MAX_ATTEMPTS}, not {n!r}"
+        )
+    if not md.with_suffix(".check").is_file():
+        raise ContentError(md, 3, "attempts limit the failed checks of a step that has a .check")
+    return int(n), rest

@@ -146,6 +146,8 @@ class Step(models.Model):
     body_html = models.TextField(blank=True)
     check_script = models.TextField(blank=True)
     solve_script = models.TextField(blank=True)
+    #: Failed checks a student may have here (0: no limit); set by a quiz's step file.
+    attempts = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["lab", "number"]
@@ -175,6 +177,26 @@ class StepProgress(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} passed {self.step}"
+
+
+class StepAttempts(models.Model):
+    """A student's failed checks of a step that limits them (a quiz). Kept across sessions,
+    so starting the lab again does not buy new tries; an instructor may delete the row."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="step_attempts"
+    )
+    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="attempts_used")
+    failed = models.PositiveSmallIntegerField(default=0)
+    last_failed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "step"], name="one_count_per_step")]
+        verbose_name = _("failed attempts")
+        verbose_name_plural = _("failed attempts")
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.failed} failed on {self.step}"
 
 
 def _localized(zh: str, en: str) -> str:

@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.courses.models import Step
-from apps.courses.progress import record_pass
+from apps.courses.progress import attempts_left, record_failure, record_pass
 from apps.sessions import events, services
 from apps.sessions.engines import get_backend
 from apps.sessions.errors import LabError
@@ -104,12 +104,25 @@ async def check_step(user, session: LabSession, number: int) -> dict:
         raise LabError("not_found", _("This lab has no step %(n)d.") % {"n": number}, 404)
     if not step["check_script"].strip():
         raise LabError("no_check", _("This step has no automatic check."), 409)
+    owner = session.owner_id == user.pk
+    if owner and await database_sync_to_async(_tries_left)(user, session, step["slug"]) == 0:
+        raise LabError(
+            "no_attempts",
+            _(
+                "You have used every try this step allows. Ask your instructor if you "
+                "should get another one."
+            ),
+            409,
+        )
     result = await _checked(session, step["check_script"])
-    if result.passed and session.owner_id == user.pk:
+    left = None
+    if result.passed and owner:
         await database_sync_to_async(_record_pass)(user, session, step["slug"])
         await events.student_activity(user.pk)
+    elif owner and not result.timed_out:  # a check that ran out of time judged nothing
+        left = await database_sync_to_async(_record_failure)(user, session, step["slug"])
     await events.marker(session.pk, _marker_label(number, step["title"], result))
-    return check_json(number, result)
+    return check_json(number, result, attempts_left=left)
 
 
 async def run_draft_check(session: LabSession, number: int, script: str) -> dict:
@@ -145,8 +158,22 @@ async def _checked(session: LabSession, script: str) -> CheckResult:
 
 def _record_pass(user, session: LabSession, slug: str) -> None:
     # Progress belongs to the lab's step of that name, whatever edits happened since.
-    if step := Step.objects.filter(lab_id=session.lab_id, slug=slug).first():
+    if step := _lab_step(session, slug):
         record_pass(user, step)
+
+
+def _tries_left(user, session: LabSession, slug: str) -> int | None:
+    step = _lab_step(session, slug)
+    return attempts_left(user, step) if step else None
+
+
+def _record_failure(user, session: LabSession, slug: str) -> int | None:
+    step = _lab_step(session, slug)
+    return record_failure(user, step) if step else None
+
+
+def _lab_step(session: LabSession, slug: str) -> Step | None:
+    return Step.objects.filter(lab_id=session.lab_id, slug=slug).first()
 
 
 def _marker_label(number: int, title: str, result: CheckResult) -> str:

@@ -39,12 +39,14 @@ def session_json(session: LabSession) -> dict:
     }
 
 
-def check_json(step_number: int, result: CheckResult) -> dict:
+def check_json(step_number: int, result: CheckResult, attempts_left: int | None = None) -> dict:
+    """A check's verdict; ``attempts_left`` is given for a step that limits failed checks."""
     return {
         "step": step_number,
         "passed": result.passed,
         "output": result.output,
         "timed_out": result.timed_out,
+        "attempts_left": attempts_left,
     }
 
 

@@ -76,7 +76,9 @@ def session_step(session: LabSession, number: int) -> dict | None:
     return steps_snapshot_of(step) if step else None
 
 
-SNAPSHOT_FIELDS = ("number", "slug", "title", "title_en", "body_html", "check_script")
+SNAPSHOT_FIELDS = (
+    "number", "slug", "title", "title_en", "body_html", "check_script", "attempts",
+)  # fmt: skip
 
 
 def steps_snapshot_of(step) -> dict:

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.shortcuts import get_object_or_404, render
 
 from apps.courses.models import Lab, LabKind, Step
-from apps.courses.progress import passed_steps
+from apps.courses.progress import attempts_by_step, passed_steps
 from apps.sessions.models import LIVE_STATES, LabSession
 from apps.sessions.serializers import session_json
 
@@ -33,8 +33,10 @@ def lab(request, course_slug: str, module_slug: str, lab_slug: str):
                     Step(lab=lab, **{k: v for k, v in s.items() if k in known}) for s in found.steps
                 ]
     passed = passed_steps(request.user, lab)
+    tries = attempts_by_step(request.user, lab)
     for step in steps:
         step.passed = step.number in passed
+        step.tries_left = tries.get(step.number)
     return render(
         request,
         "courses/lab.html",

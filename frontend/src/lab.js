@@ -216,6 +216,7 @@ export class LabController {
         section.dataset.passed = 'true';
         this._renderPassedCount();
       }
+      if (section) showTriesLeft(section, data);
     } catch (err) {
       // The server's message (check_busy, check_rate, sandbox_ended, check_failed,
       // engine_unavailable…); never retried from here: the student decides when to try again.
@@ -789,6 +790,19 @@ function showCheckResult(el, data) {
     pre.textContent = output;
     el.append(pre);
   }
+}
+
+/** A step that limits failed checks (a quiz) says how many are left; a pass ends the count. */
+function showTriesLeft(section, data) {
+  const el = section.querySelector('[data-role="tries-left"]');
+  if (!el || !data) return;
+  if (data.passed) {
+    el.remove();
+    return;
+  }
+  if (typeof data.attempts_left !== 'number') return;
+  el.dataset.left = String(data.attempts_left);
+  el.textContent = interpolate(gettext('Tries left: %(n)s'), { n: data.attempts_left });
 }
 
 function showCheckError(el, message, kind = 'is-error') {

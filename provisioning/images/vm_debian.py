@@ -30,7 +30,11 @@ SUITE = "bookworm"
 PACKAGES = (
     "systemd-sysv", "udev", "linux-image-cloud-amd64", "initramfs-tools", "qemu-guest-agent",
     "iproute2", "iputils-ping", "procps", "kmod", "pciutils", "e2fsprogs", "util-linux",
-    "bash-completion", "less", "nano", "vim-tiny", "psmisc", "ca-certificates",
+    "bash-completion", "less", "nano", "vim", "htop", "psmisc", "ca-certificates",
+    # What the build-it-yourself labs use: a container by hand (runc, busybox), its network
+    # (nftables, curl, nc), LXC, qemu-img's backing chains, and the lock-down lab's tools.
+    "runc", "busybox-static", "nftables", "curl", "netcat-openbsd", "jq", "lxc", "qemu-utils",
+    "uidmap", "libcap2-bin", "strace",
 )  # fmt: skip
 DOCKER_PACKAGES = ("docker.io", "docker-compose", "apparmor", "iptables")
 #: Images saved from the host's Docker into the disk, loaded at first boot.

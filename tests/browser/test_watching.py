@@ -18,11 +18,13 @@ from apps.teaching.models import Classroom, Enrollment
 User = get_user_model()
 ivan, _ = User.objects.get_or_create(username="ivan", defaults={{"first_name": "Ivan"}})
 ivan.set_password("{PASSWORD}"); ivan.save(); assign_role(ivan, Role.INSTRUCTOR)
-sara, _ = User.objects.get_or_create(username="sara")
-sara.set_password("{PASSWORD}"); sara.save(); assign_role(sara, Role.STUDENT)
 room, _ = Classroom.objects.get_or_create(name="Ivan's class")
 room.instructors.add(ivan)
-Enrollment.objects.get_or_create(classroom=room, student=sara)
+# One student per test: a session another test left running must not show on this one.
+for name in ("sara", "tina"):
+    student, _ = User.objects.get_or_create(username=name)
+    student.set_password("{PASSWORD}"); student.save(); assign_role(student, Role.STUDENT)
+    Enrollment.objects.get_or_create(classroom=room, student=student)
 print(room.pk)
 """
 
@@ -109,15 +111,15 @@ def test_the_class_page_follows_a_student_live(two_people, live_site, classroom,
     student, teacher = two_people
     log_in(teacher, live_site, "ivan")
     teacher.goto(f"{live_site}/classes/{classroom}/")
-    teacher.wait_for_selector("tr[data-student=sara]")
-    assert teacher.locator("tr[data-student=sara] .live-session").count() == 0
+    teacher.wait_for_selector("tr[data-student=tina]")
+    assert teacher.locator("tr[data-student=tina] .live-session").count() == 0
 
-    log_in(student, live_site, "sara")
+    log_in(student, live_site, "tina")
     student.goto(f"{live_site}/courses/testcourse/basics/labs/hello/")
     student.click("[data-action=start]")
     # No reload: the class page hears the start.
     teacher.wait_for_selector(
-        "tr[data-student=sara] .live-session[data-state=running]", timeout=30_000
+        "tr[data-student=tina] .live-session[data-state=running]", timeout=30_000
     )
     wait_text(student, ".terminal-pane .xterm-rows", "root@lab", timeout=30_000)
     student.click(".terminal-pane .xterm-screen")
@@ -126,11 +128,11 @@ def test_the_class_page_follows_a_student_live(two_people, live_site, classroom,
     student.click("[data-action=check][data-step='1']")
     student.wait_for_selector("section.step[data-step='1'][data-passed='true']", timeout=15_000)
     teacher.wait_for_selector(
-        "tr[data-student=sara] .dot[data-step='1'][data-passed=true]", timeout=10_000
+        "tr[data-student=tina] .dot[data-step='1'][data-passed=true]", timeout=10_000
     )
     teacher.screenshot(path=str(tmp_path / "class-live.png"), full_page=True)
     teacher.set_viewport_size({"width": 390, "height": 844})
     teacher.screenshot(path=str(tmp_path / "class-live-phone.png"), full_page=True)
 
-    teacher.click("tr[data-student=sara] [data-action=watch]")
+    teacher.click("tr[data-student=tina] [data-action=watch]")
     wait_text(teacher, ".watch-screen .xterm-rows", "root@lab")

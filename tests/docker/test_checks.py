@@ -8,7 +8,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 
-from apps.sessions import sandbox
+from apps.sessions import runner, sandbox
 from tests.docker.conftest import Screen, connect_terminal, start_lab
 
 pytestmark = [pytest.mark.docker, pytest.mark.django_db(transaction=True)]
@@ -100,3 +100,39 @@ async def test_one_check_at_a_time_per_session_and_others_are_not_slowed(
     codes = [r.json()["error"]["code"] for r in responses if r.status_code == 429]
     assert set(codes) == {"check_busy", "check_rate"}
     assert codes.count("check_rate") == 30 - sandbox.CHECKS_PER_WINDOW
+
+
+async def test_a_step_that_counts_tries_refuses_once_they_are_used_even_in_a_new_session(
+    alice, hello_lab, docker_client
+):
+    """A quiz (``<!-- attempts: N -->``) cannot be answered by changing one answer at a
+    time until its check passes: failed checks are counted per student, across sessions."""
+    await sync_to_async(hello_lab.steps.filter(number=1).update)(attempts=2)
+    lab_page = await sync_to_async(hello_lab.get_absolute_url)()
+    client = await client_for(alice)
+    session = await start_lab(alice, hello_lab)
+    first = (await client.post(f"/api/sessions/{session.pk}/steps/1/check/")).json()
+    assert (first["passed"], first["attempts_left"]) == (False, 1)
+    page = await client.get(lab_page)
+    assert 'data-role="tries-left" data-left="1"' in page.content.decode()
+
+    # A fresh sandbox does not buy new tries.
+    assert (await client.post(f"/api/sessions/{session.pk}/stop/")).status_code == 200
+    await runner.wait_idle()
+    session = await start_lab(alice, hello_lab)
+    second = (await client.post(f"/api/sessions/{session.pk}/steps/1/check/")).json()
+    assert (second["passed"], second["attempts_left"]) == (False, 0)
+
+    as_root(
+        docker_client, session.sandbox_name, "mkdir -p /root/answers; echo hi >/root/answers/hello"
+    )
+    refused = await client.post(f"/api/sessions/{session.pk}/steps/1/check/")
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "no_attempts"
+
+    # The instructor gives the tries back (the admin deletes the count): the right answer passes.
+    await sync_to_async(alice.step_attempts.all().delete)()
+    passed = (await client.post(f"/api/sessions/{session.pk}/steps/1/check/")).json()
+    assert passed["passed"] is True and passed["attempts_left"] is None
+    page = await client.get(lab_page)
+    assert 'data-role="tries-left"' not in page.content.decode()

@@ -35,9 +35,8 @@ VALIDATE_SITE = f"{TEST_SITE}-validate"
 def english(settings):
     """The validator's sentences as written (the site speaks Chinese by default)."""
     settings.LANGUAGE_CODE = "en"
-    translation.activate("en")
-    yield
-    translation.deactivate()
+    with translation.override("en"):
+        yield
 
 
 def fixture_lab(slug: str, root: Path = BROKEN_LABS) -> LabData:

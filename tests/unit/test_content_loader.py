@@ -317,3 +317,29 @@ def test_admin_cannot_change_what_a_sandbox_may_do(client, erin, hello_lab):
     assert not lab_admin.has_add_permission(request)
     client.login(username="erin", password=PASSWORD)
     assert client.get(f"/admin/courses/lab/{hello_lab.pk}/change/").status_code == 200
+
+
+def test_a_step_may_limit_its_failed_checks(content):
+    step_md = content / HELLO / "steps" / "01-write.md"
+    edit(
+        step_md,
+        "<!-- title_en: Write a file -->\n",
+        "<!-- title_en: Write a file -->\n<!-- attempts: 3 -->\n",
+    )
+    load(content)
+    step = Step.objects.get(lab__slug="hello", number=1)
+    assert step.attempts == 3
+    assert "attempts" not in step.body_html  # the line is the loader's, not the page's
+    assert Step.objects.get(lab__slug="hello", number=2).attempts == 0
+
+
+@pytest.mark.parametrize("value", ["0", "many", "21", ""])
+def test_a_bad_attempts_line_is_refused_with_its_line(content, value):
+    step_md = content / HELLO / "steps" / "01-write.md"
+    edit(
+        step_md,
+        "<!-- title_en: Write a file -->\n",
+        f"<!-- title_en: Write a file -->\n<!-- attempts: {value} -->\n",
+    )
+    message = refused(content)
+    assert "01-write.md:3" in message and "attempts must be a whole number from 1 to 20" in message

@@ -218,3 +218,26 @@ def test_a_quiz_says_how_many_are_wrong_never_which(tmp_path, check):
         assert "1 道答错" in outputs.pop()
         two_wrong = "".join("A" if c != "A" else "B" for c in right[:2]) + right[2:]
         assert "2 道答错" in verdict(tmp_path, check, guest, {"quiz": two_wrong})[1]
+
+
+@pytest.mark.parametrize("check", sorted(QUIZZES), ids=lambda c: c.parent.parent.name)
+def test_a_quiz_counts_failed_checks_so_answers_cannot_be_found_by_trying(check):
+    """Knowing how many answers are wrong still lets a student find the right letters by
+    changing one at a time; a quiz therefore allows a few failed checks only (counted per
+    student across sessions, see tests/docker/test_checks.py), fewer than such a search
+    needs, and says so to the student."""
+    step = read_step(check.with_suffix(".md"))
+    questions = len(QUIZZES[check][TCG]["quiz"])
+    assert 1 <= step.attempts <= questions  # one change at a time needs a try per question
+    assert f"最多只能有 {step.attempts} 次" in check.with_suffix(".md").read_text()
+
+
+def read_step(md: Path):
+    from apps.courses.loader import read_course
+
+    for module in read_course(CONTENT).modules:
+        for lab in module.labs:
+            for step in lab.steps:
+                if f"{lab.slug}/steps/{step.number:02d}-{step.slug}.md" in str(md):
+                    return step
+    raise LookupError(md)
