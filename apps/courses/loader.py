@@ -36,6 +36,7 @@ KINDS = {"container", "vm"}
 STATUSES = {"ready", "planned"}
 NETWORKS = {"none", "isolated"}
 CAPABILITY = re.compile(r"^[A-Z][A-Z_]*$")
+HOST_LABEL = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 #: A step's English title: the line after its ``# 标题``, a comment the page never shows.
 STEP_TITLE_EN = re.compile(r"^<!--\s*title_en:\s*(?P<title>.*?)\s*-->\s*$")
 #: An optional third line: how many failed checks a step allows (quizzes).
@@ -160,6 +161,9 @@ class LabData:
     time_limit_minutes: int
     setup_script: str
     source_dir: str
+    #: Where it runs: the pool's name, and labels a host must have (``placement:``).
+    pool: str = "default"
+    host_labels: list[str] = field(default_factory=list)
     steps: list[StepData] = field(default_factory=list)
 
 
@@ -432,6 +436,7 @@ def _read_lab(files: _Files, policy: LabPolicy, path: Path, order: int) -> LabDa
         time_limit_minutes=meta.number("time_limit", 45, int),
         setup_script=files.optional(path / "setup.sh"),
         source_dir=str(path),
+        **_placement(meta.section("placement")),
     )
     lab.steps = _read_steps(files, path / "steps", lab.status == "ready")
     return lab
@@ -451,6 +456,23 @@ def _resources(res: _Yaml, policy: LabPolicy) -> dict[str, Any]:
         except PolicyError as exc:
             raise res.error(key, f"resources.{key}: {exc}") from None
     return values
+
+
+def _placement(place: _Yaml) -> dict[str, Any]:
+    """``placement:`` — ``pool`` (a pool's name, default "default") and ``labels``, what a
+    host must offer (``[kvm]``, ``[runsc]``…)."""
+    for key in place.data:
+        if key not in ("pool", "labels"):
+            raise place.error(key, f"unknown placement key {key!r}; known: pool, labels")
+    pool = place.text("pool", required=False, default="default")
+    labels = place.data.get("labels", [])
+    if not isinstance(labels, list) or not all(
+        isinstance(x, str) and HOST_LABEL.match(x) for x in labels
+    ):
+        raise place.error(
+            "labels", "'labels' must be a list of short lowercase names like [kvm, runsc]"
+        )
+    return {"pool": pool, "host_labels": sorted(set(labels))}
 
 
 def _capabilities(meta: _Yaml, policy: LabPolicy) -> list[str]:

@@ -110,6 +110,9 @@ class Lab(models.Model):
     time_limit_minutes = models.PositiveIntegerField(default=45)
     setup_script = models.TextField(blank=True)
     source_dir = models.CharField(max_length=500)
+    #: The pool of hosts it runs on (a hosts.Pool's name) and the labels a host must have.
+    pool = models.CharField(max_length=100, default="default")
+    host_labels = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["module", "order", "slug"]

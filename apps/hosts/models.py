@@ -1,5 +1,6 @@
-"""Pools of hosts that run sandboxes. Today every pool has local engines; placement across
-several hosts, health and quotas build on these rows."""
+"""Pools of engine hosts that run sandboxes: each host is a Docker Engine or a libvirtd
+reached through its own remote API (no agent of ours on it). Placement
+(``apps.hosts.placement``) picks among a pool's hosts; the reconciler probes their health."""
 
 from __future__ import annotations
 
@@ -25,14 +26,52 @@ class Pool(models.Model):
         return self.name
 
 
-class Host(models.Model):
-    """One engine on one machine. ``backend`` names an entry of settings.LABSITE_BACKENDS."""
+class Health(models.TextChoices):
+    UNKNOWN = "unknown", _("Not checked yet")
+    UP = "up", _("Up")
+    DOWN = "down", _("Down")
 
-    pool = models.ForeignKey(Pool, on_delete=models.PROTECT, related_name="hosts")
+
+class Host(models.Model):
+    """One engine on one machine.
+
+    ``backend`` names the entry of settings.LABSITE_BACKENDS whose class and options it
+    uses; ``endpoint`` and the TLS files, when set, replace that entry's address (so the
+    site's own engines are hosts too, and an admin adds others from the site)."""
+
+    pool = models.ForeignKey(
+        Pool, on_delete=models.PROTECT, related_name="hosts", verbose_name=_("pool")
+    )
     name = models.CharField(_("name"), max_length=100, unique=True)
     engine = models.CharField(_("engine"), max_length=16, choices=Engine.choices)
     backend = models.CharField(_("backend key"), max_length=50)
+    endpoint = models.CharField(
+        _("endpoint"), max_length=500, blank=True,
+        help_text=_(
+            "Docker: unix:///var/run/docker.sock, tcp://host:2376 (with TLS files) or "
+            "ssh://user@host. libvirt: qemu:///system, qemu+ssh://user@host/system or "
+            "qemu+tls://host/system. Empty: the site's configured engine."
+        ),
+    )  # fmt: skip
+    tls_ca = models.CharField(_("TLS CA certificate file"), max_length=300, blank=True)
+    tls_cert = models.CharField(_("TLS client certificate file"), max_length=300, blank=True)
+    tls_key = models.CharField(_("TLS client key file"), max_length=300, blank=True)
     enabled = models.BooleanField(_("enabled"), default=True)
+    draining = models.BooleanField(
+        _("draining"), default=False,
+        help_text=_("A draining host takes no new sessions and empties as its sessions end."),
+    )  # fmt: skip
+    max_sessions = models.PositiveIntegerField(_("sessions at most"), default=50)
+    max_cpus = models.FloatField(_("CPUs for sandboxes"), default=8.0)
+    max_memory_mib = models.PositiveIntegerField(_("memory for sandboxes (MiB)"), default=16384)
+    #: What the host offers that a lab may require: "kvm", "gpu", "runsc"…
+    labels = models.JSONField(_("labels"), default=list, blank=True)
+    health = models.CharField(
+        _("health"), max_length=8, choices=Health.choices, default=Health.UNKNOWN
+    )
+    last_error = models.TextField(_("last error"), blank=True)
+    down_since = models.DateTimeField(_("down since"), null=True, blank=True)
+    checked_at = models.DateTimeField(_("last checked"), null=True, blank=True)
     #: What the host reported at its last probe: engine version, KVM or TCG, capacity.
     facts = models.JSONField(_("facts"), default=dict, blank=True)
     last_seen_at = models.DateTimeField(_("last seen"), null=True, blank=True)
@@ -44,3 +83,8 @@ class Host(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_engine_display()})"
+
+    @property
+    def backend_key(self) -> str:
+        """The registry key of this host's backend (apps.sessions.engines)."""
+        return self.backend if not self.endpoint else f"host-{self.pk}"

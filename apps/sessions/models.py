@@ -42,6 +42,7 @@ class EndReason(models.TextChoices):
     ERROR = "error", _("it could not be started")
     ADMIN = "admin", _("stopped by an administrator")
     INSTRUCTOR = "instructor", _("stopped by your instructor")
+    HOST_DOWN = "host_down", _("the machine running it stopped answering")
 
 
 def lease_free(now) -> Q:
@@ -119,3 +120,25 @@ class LabSession(models.Model):
 
     def time_limit(self) -> timedelta:
         return timedelta(minutes=self.lab.time_limit_minutes)
+
+
+class CheckRun(models.Model):
+    """One run of a step's check (metrics and the audit of what a student tried)."""
+
+    session = models.ForeignKey(
+        LabSession, on_delete=models.CASCADE, related_name="check_runs",
+        verbose_name=_("session"),
+    )  # fmt: skip
+    step = models.PositiveSmallIntegerField(_("step"))
+    passed = models.BooleanField(_("passed"))
+    timed_out = models.BooleanField(_("timed out"), default=False)
+    seconds = models.FloatField(_("seconds"))
+    at = models.DateTimeField(_("when"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-at"]
+        verbose_name = _("check run")
+        verbose_name_plural = _("check runs")
+
+    def __str__(self) -> str:
+        return f"{self.session_id} step {self.step}: {'passed' if self.passed else 'failed'}"

@@ -37,6 +37,15 @@ class Classroom(models.Model):
         _("enrollment code"), max_length=16, unique=True, default=new_enrollment_code
     )
     code_expires_at = models.DateTimeField(_("code expires at"), null=True, blank=True)
+    #: Quotas of the class (0: no limit); the site-wide per-student limit holds as well.
+    max_running = models.PositiveIntegerField(
+        _("running sessions at most (whole class)"), default=0,
+        help_text=_("0: no limit."),
+    )  # fmt: skip
+    minutes_per_day = models.PositiveIntegerField(
+        _("sandbox minutes per student per day"), default=0,
+        help_text=_("0: no limit. Counted from midnight, in the site's time zone."),
+    )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
