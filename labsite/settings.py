@@ -44,6 +44,8 @@ INSTALLED_APPS = [
     "apps.teaching",
     "apps.authoring",
     "apps.recordings",
+    "apps.audit",
+    "apps.metrics",
     "apps.api",
 ]
 
@@ -207,5 +209,16 @@ LABSITE_ALLOWED_CAPABILITIES = envlist(
 LABSITE_RECORDINGS = envbool("LABSITE_RECORDINGS", True)
 LABSITE_RECORDING_DAYS = envint("LABSITE_RECORDING_DAYS", 30, minimum=1)
 LABSITE_RECORDINGS_DIR = Path(os.environ.get("LABSITE_RECORDINGS_DIR", VAR_DIR / "recordings"))
+
+# --- Host pools (apps/hosts) -----------------------------------------------------------------
+#: A host that has not answered for this long has its sessions ended (HOST_DOWN) and their
+#: students told why; until then they are left alone (a restart of the engine is not a loss).
+LABSITE_HOST_GRACE_SECONDS = envint("LABSITE_HOST_GRACE_SECONDS", 120, minimum=1)
+
+# --- Prometheus metrics (apps/metrics) ------------------------------------------------------
+#: /metrics answers a request carrying ``Authorization: Bearer <token>``, or one from an
+#: address listed here (e.g. "127.0.0.1,10.0.0.0/8"); with neither set, it answers nobody.
+LABSITE_METRICS_TOKEN = os.environ.get("LABSITE_METRICS_TOKEN", "")
+LABSITE_METRICS_ALLOW = envlist("LABSITE_METRICS_ALLOW", [])
 
 CSRF_FAILURE_VIEW = "apps.api.views.csrf_failure"

@@ -13,6 +13,8 @@ urlpatterns = [
     path("classes/", include("apps.teaching.urls")),
     path("authoring/", include("apps.authoring.urls")),
     path("recordings/", include("apps.recordings.urls")),
+    path("audit/", include("apps.audit.urls")),
+    path("metrics", include("apps.metrics.urls")),
     path("api/", include("apps.api.urls")),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
