@@ -59,7 +59,8 @@ const options = [
     target: ['es2020', 'chrome90', 'firefox90', 'safari15'],
   },
   // Pages of their own, each one bundle: the lab editor (CodeMirror), the recordings
-  // player (asciinema-player), the live class view and the instructor's watch page.
+  // player (asciinema-player), the live class view, the instructor's watch page and the
+  // admin's dashboard (uPlot).
   {
     ...common,
     entryPoints: {
@@ -67,6 +68,7 @@ const options = [
       replay: 'src/replay.js',
       classlive: 'src/classlive.js',
       watch: 'src/watch.js',
+      dashboard: 'src/dashboard.js',
     },
     outdir: dist,
     format: 'iife',
@@ -85,6 +87,7 @@ const xtermCss = join(dirname(require.resolve('@xterm/xterm/package.json')), 'cs
 await copyFile(xtermCss, join(dist, 'xterm.css'));
 const playerCss = join(root, 'node_modules', 'asciinema-player', 'dist', 'bundle', 'asciinema-player.css');
 await copyFile(playerCss, join(dist, 'asciinema-player.css'));
+await copyFile(join(root, 'node_modules', 'uplot', 'dist', 'uPlot.min.css'), join(dist, 'uplot.css'));
 
 if (watch) {
   for (const o of options) await (await esbuild.context(o)).watch();

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "apps.recordings",
     "apps.audit",
     "apps.metrics",
+    "apps.dashboard",
     "apps.api",
 ]
 

@@ -14,6 +14,7 @@ urlpatterns = [
     path("authoring/", include("apps.authoring.urls")),
     path("recordings/", include("apps.recordings.urls")),
     path("audit/", include("apps.audit.urls")),
+    path("hosts/", include("apps.dashboard.urls")),
     path("metrics", include("apps.metrics.urls")),
     path("api/", include("apps.api.urls")),
     path("admin/", admin.site.urls),

@@ -76,6 +76,8 @@ class Session(Schema):
     end_reason: EndReason | Literal[""]
     end_reason_label: str
     progress: Progress
+    #: 1 for the next to start when every lab server is full; null when not waiting.
+    queue_position: int | None = None
     failure_message: str
     created_at: datetime
     started_at: datetime | None

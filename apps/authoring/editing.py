@@ -10,6 +10,8 @@ from django.utils.formats import date_format
 from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 
+from apps.audit.log import record
+from apps.audit.models import Action
 from apps.authoring import history, store
 from apps.authoring.models import Revision, RevisionSource
 from apps.authoring.units import Unit, course_dir, digest
@@ -54,7 +56,11 @@ def save(
             course.slug, changes, units=[unit], author=user, source=RevisionSource.EDITOR,
             message=message.strip()[:300],
         )  # fmt: skip
-        return (revisions[0] if revisions else None), unit.digest()
+        revision = revisions[0] if revisions else None
+        if revision is not None:
+            record(user, Action.LAB_EDITED, target=unit_label(course, path), course=course.slug,
+                   path=path, revision=revision.pk, files=sorted(files))  # fmt: skip
+        return revision, unit.digest()
 
 
 def restore(user, revision: Revision) -> Revision | None:
@@ -76,7 +82,12 @@ def restore(user, revision: Revision) -> Revision | None:
             course.slug, changes, units=[unit], author=user, source=RevisionSource.RESTORE,
             message=_("restored the revision of %(when)s") % {"when": when},
         )  # fmt: skip
-        return revisions[0] if revisions else None
+        new = revisions[0] if revisions else None
+        if new is not None:
+            record(user, Action.LAB_RESTORED, target=unit_label(course, revision.path),
+                   course=course.slug, path=revision.path, restored=revision.pk,
+                   revision=new.pk)  # fmt: skip
+        return new
 
 
 def create(
@@ -107,7 +118,14 @@ def create(
             course.slug, changes, units=[unit], author=user, source=RevisionSource.EDITOR,
             message=_("created"),
         )  # fmt: skip
+    record(user, Action.LAB_CREATED, target=unit_label(course, path), course=course.slug,
+           path=path, kind="module" if module_dir is None else "lab")  # fmt: skip
     return path
+
+
+def unit_label(course: Course, path: str) -> str:
+    """A unit as the audit log names it: the course's slug and the unit's folder."""
+    return f"{course.slug}/{path}" if path else course.slug
 
 
 def _yaml(data: dict) -> str:

@@ -18,6 +18,8 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from apps.audit.log import record
+from apps.audit.models import Action
 from apps.authoring import history, store
 from apps.authoring.archive import Refused, Upload
 from apps.authoring.models import CourseRole, CourseRoleKind, RevisionSource
@@ -33,7 +35,10 @@ def import_course(user, upload: Upload) -> tuple[Course, bool]:
     folder = course_dir(upload.name)
     with store.course_lock(upload.name):
         if not folder.exists():
-            return _new_course(user, upload, folder), True
+            course = _new_course(user, upload, folder)
+            record(user, Action.COURSE_IMPORTED, target=course.slug, course=course.slug,
+                   created=True, files=len(upload.files))  # fmt: skip
+            return course, True
         course = Course.objects.filter(slug=upload.name).first()
         if course is None or not can_edit(user, course):
             raise PermissionDenied(
@@ -51,6 +56,8 @@ def import_course(user, upload: Upload) -> tuple[Course, bool]:
             if not unit.dir.exists():
                 history.record(course, unit, author=user, source=RevisionSource.IMPORT,
                                message=_("removed by an import"))  # fmt: skip
+        record(user, Action.COURSE_IMPORTED, target=course.slug, course=course.slug,
+               created=False, files=len(upload.files))  # fmt: skip
         return course, False
 
 
@@ -69,6 +76,8 @@ def import_lab(user, upload: Upload, module: Module) -> tuple[Course, str]:
             course.slug, changes, units=[unit], author=user, source=RevisionSource.IMPORT,
             message=_("imported"),
         )  # fmt: skip
+    record(user, Action.LAB_IMPORTED, target=f"{course.slug}/{unit.path}", course=course.slug,
+           path=unit.path, files=len(upload.files))  # fmt: skip
     return course, unit.path
 
 

@@ -33,7 +33,7 @@ class CourseRole(models.Model):
     role = models.CharField(
         _("role"), max_length=16, choices=CourseRoleKind.choices, default=CourseRoleKind.EDITOR
     )
-    granted_at = models.DateTimeField(auto_now_add=True)
+    granted_at = models.DateTimeField(_("granted at"), auto_now_add=True)
 
     class Meta:
         ordering = ["course", "role", "user"]
@@ -72,8 +72,8 @@ class Revision(models.Model):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     message = models.CharField(_("message"), max_length=300, blank=True)
     #: {path relative to the unit's folder: text}
-    files = models.JSONField(default=dict)
-    digest = models.CharField(max_length=64)
+    files = models.JSONField(_("files"), default=dict)
+    digest = models.CharField(_("digest"), max_length=64)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -102,22 +102,28 @@ class Validation(models.Model):
     """One press of *Validate*: the page polls this row while a background task of the
     web process that took the request runs the validator and writes its progress here."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    lab = models.ForeignKey("courses.Lab", on_delete=models.CASCADE, related_name="validations")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
-    status = models.CharField(
-        max_length=16, choices=ValidationStatus.choices, default=ValidationStatus.RUNNING
+    id = models.UUIDField(_("ID"), primary_key=True, default=uuid.uuid4, editable=False)
+    lab = models.ForeignKey(
+        "courses.Lab", on_delete=models.CASCADE, related_name="validations",
+        verbose_name=_("lab"),
+    )  # fmt: skip
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, verbose_name=_("user")
     )
+    status = models.CharField(
+        _("status"), max_length=16, choices=ValidationStatus.choices,
+        default=ValidationStatus.RUNNING,
+    )  # fmt: skip
     #: The validator's last progress event: starting, step, done.
-    phase = models.CharField(max_length=16, blank=True)
+    phase = models.CharField(_("phase"), max_length=16, blank=True)
     #: The outcomes of the steps done so far, as the validator reports them.
-    steps = models.JSONField(default=list)
+    steps = models.JSONField(_("steps"), default=list)
     #: LabReport.as_dict() once done.
-    report = models.JSONField(null=True, blank=True)
-    message = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    report = models.JSONField(_("report"), null=True, blank=True)
+    message = models.TextField(_("message"), blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     #: Renewed while the task runs: a row not renewed for a while lost its process.
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -11,11 +11,11 @@ from django.utils.translation import gettext_lazy as _
 
 
 class Course(models.Model):
-    slug = models.SlugField(unique=True)
-    title = models.CharField(max_length=200)
-    title_en = models.CharField(max_length=200, blank=True)
-    summary = models.TextField(blank=True)
-    summary_en = models.TextField(blank=True)
+    slug = models.SlugField(_("short name"), unique=True)
+    title = models.CharField(_("title"), max_length=200)
+    title_en = models.CharField(_("title in English"), max_length=200, blank=True)
+    summary = models.TextField(_("summary"), blank=True)
+    summary_en = models.TextField(_("summary in English"), blank=True)
 
     class Meta:
         ordering = ["slug"]
@@ -38,17 +38,19 @@ class Course(models.Model):
 
 
 class Module(models.Model):
-    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="modules")
-    slug = models.SlugField()
-    number = models.PositiveIntegerField()
-    title = models.CharField(max_length=200)
-    title_en = models.CharField(max_length=200, blank=True)
-    summary = models.TextField(blank=True)
-    summary_en = models.TextField(blank=True)
-    body_html = models.TextField(blank=True)
+    course = models.ForeignKey(
+        Course, on_delete=models.CASCADE, related_name="modules", verbose_name=_("course")
+    )
+    slug = models.SlugField(_("short name"))
+    number = models.PositiveIntegerField(_("number"))
+    title = models.CharField(_("title"), max_length=200)
+    title_en = models.CharField(_("title in English"), max_length=200, blank=True)
+    summary = models.TextField(_("summary"), blank=True)
+    summary_en = models.TextField(_("summary in English"), blank=True)
+    body_html = models.TextField(_("lesson (HTML)"), blank=True)
     #: [(anchor, heading)] of the lesson's second-level headings.
-    toc = models.JSONField(default=list, blank=True)
-    source_dir = models.CharField(max_length=500)
+    toc = models.JSONField(_("table of contents"), default=list, blank=True)
+    source_dir = models.CharField(_("source folder"), max_length=500)
 
     class Meta:
         ordering = ["course", "number"]
@@ -84,35 +86,37 @@ class LabStatus(models.TextChoices):
 
 
 class Lab(models.Model):
-    module = models.ForeignKey(Module, on_delete=models.CASCADE, related_name="labs")
-    slug = models.SlugField()
-    order = models.PositiveIntegerField(default=0)
-    title = models.CharField(max_length=200)
-    title_en = models.CharField(max_length=200, blank=True)
-    summary = models.TextField(blank=True)
-    summary_en = models.TextField(blank=True)
-    plan = models.TextField(blank=True)
-    kind = models.CharField(max_length=16, choices=LabKind.choices)
-    status = models.CharField(max_length=16, choices=LabStatus.choices)
+    module = models.ForeignKey(
+        Module, on_delete=models.CASCADE, related_name="labs", verbose_name=_("module")
+    )
+    slug = models.SlugField(_("short name"))
+    order = models.PositiveIntegerField(_("order"), default=0)
+    title = models.CharField(_("title"), max_length=200)
+    title_en = models.CharField(_("title in English"), max_length=200, blank=True)
+    summary = models.TextField(_("summary"), blank=True)
+    summary_en = models.TextField(_("summary in English"), blank=True)
+    plan = models.TextField(_("plan"), blank=True)
+    kind = models.CharField(_("kind"), max_length=16, choices=LabKind.choices)
+    status = models.CharField(_("status"), max_length=16, choices=LabStatus.choices)
     #: Container image or VM template name.
-    environment = models.CharField(max_length=200)
+    environment = models.CharField(_("image or VM template"), max_length=200)
     #: Has a Dockerfile of its own, built FROM a local image.
-    dockerfile = models.TextField(blank=True)
-    cpus = models.FloatField(default=0.5)
-    memory_mib = models.PositiveIntegerField(default=256)
-    pids = models.PositiveIntegerField(default=128)
+    dockerfile = models.TextField(_("Dockerfile"), blank=True)
+    cpus = models.FloatField(_("CPUs"), default=0.5)
+    memory_mib = models.PositiveIntegerField(_("memory (MiB)"), default=256)
+    pids = models.PositiveIntegerField(_("processes at most"), default=128)
     #: What the sandbox may write to its own disk, in MiB.
-    disk_mib = models.PositiveIntegerField(default=1024)
-    capabilities = models.JSONField(default=list, blank=True)
-    network = models.CharField(max_length=16, default="none")
+    disk_mib = models.PositiveIntegerField(_("disk (MiB)"), default=1024)
+    capabilities = models.JSONField(_("added capabilities"), default=list, blank=True)
+    network = models.CharField(_("network"), max_length=16, default="none")
     #: Optional stronger OCI runtime (e.g. "runsc" for gVisor), used where the host has it.
-    runtime = models.CharField(max_length=32, blank=True)
-    time_limit_minutes = models.PositiveIntegerField(default=45)
-    setup_script = models.TextField(blank=True)
-    source_dir = models.CharField(max_length=500)
+    runtime = models.CharField(_("container runtime"), max_length=32, blank=True)
+    time_limit_minutes = models.PositiveIntegerField(_("time limit (minutes)"), default=45)
+    setup_script = models.TextField(_("setup script"), blank=True)
+    source_dir = models.CharField(_("source folder"), max_length=500)
     #: The pool of hosts it runs on (a hosts.Pool's name) and the labels a host must have.
-    pool = models.CharField(max_length=100, default="default")
-    host_labels = models.JSONField(default=list, blank=True)
+    pool = models.CharField(_("pool"), max_length=100, default="default")
+    host_labels = models.JSONField(_("required host labels"), default=list, blank=True)
 
     class Meta:
         ordering = ["module", "order", "slug"]
@@ -141,16 +145,18 @@ class Lab(models.Model):
 
 
 class Step(models.Model):
-    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="steps")
-    number = models.PositiveIntegerField()
-    slug = models.SlugField()
-    title = models.CharField(max_length=200)
-    title_en = models.CharField(max_length=200, blank=True)
-    body_html = models.TextField(blank=True)
-    check_script = models.TextField(blank=True)
-    solve_script = models.TextField(blank=True)
+    lab = models.ForeignKey(
+        Lab, on_delete=models.CASCADE, related_name="steps", verbose_name=_("lab")
+    )
+    number = models.PositiveIntegerField(_("number"))
+    slug = models.SlugField(_("short name"))
+    title = models.CharField(_("title"), max_length=200)
+    title_en = models.CharField(_("title in English"), max_length=200, blank=True)
+    body_html = models.TextField(_("instructions (HTML)"), blank=True)
+    check_script = models.TextField(_("check script"), blank=True)
+    solve_script = models.TextField(_("solution script"), blank=True)
     #: Failed checks a student may have here (0: no limit); set by a quiz's step file.
-    attempts = models.PositiveSmallIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(_("failed checks allowed"), default=0)
 
     class Meta:
         ordering = ["lab", "number"]
@@ -170,13 +176,18 @@ class StepProgress(models.Model):
     """A student passed a step's check. Survives reloads of the content (keyed by step slug)."""
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="step_progress"
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="step_progress",
+        verbose_name=_("student"),
+    )  # fmt: skip
+    step = models.ForeignKey(
+        Step, on_delete=models.CASCADE, related_name="progress", verbose_name=_("step")
     )
-    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="progress")
-    passed_at = models.DateTimeField(auto_now_add=True)
+    passed_at = models.DateTimeField(_("passed at"), auto_now_add=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "step"], name="one_pass_per_step")]
+        verbose_name = _("step passed")
+        verbose_name_plural = _("steps passed")
 
     def __str__(self) -> str:
         return f"{self.user} passed {self.step}"
@@ -187,11 +198,14 @@ class StepAttempts(models.Model):
     so starting the lab again does not buy new tries; an instructor may delete the row."""
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="step_attempts"
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="step_attempts",
+        verbose_name=_("student"),
+    )  # fmt: skip
+    step = models.ForeignKey(
+        Step, on_delete=models.CASCADE, related_name="attempts_used", verbose_name=_("step")
     )
-    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="attempts_used")
-    failed = models.PositiveSmallIntegerField(default=0)
-    last_failed_at = models.DateTimeField(null=True, blank=True)
+    failed = models.PositiveSmallIntegerField(_("failed checks"), default=0)
+    last_failed_at = models.DateTimeField(_("last failed at"), null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "step"], name="one_count_per_step")]

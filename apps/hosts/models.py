@@ -88,3 +88,24 @@ class Host(models.Model):
     def backend_key(self) -> str:
         """The registry key of this host's backend (apps.sessions.engines)."""
         return self.backend if not self.endpoint else f"host-{self.pk}"
+
+
+class HostSample(models.Model):
+    """A host's load at one minute, for the admin's charts (kept LOAD_HISTORY_DAYS)."""
+
+    host = models.ForeignKey(
+        Host, on_delete=models.CASCADE, related_name="samples", verbose_name=_("host")
+    )
+    at = models.DateTimeField(_("when"), db_index=True)
+    sessions = models.PositiveIntegerField(_("sessions"))
+    cpus = models.FloatField(_("CPUs in use"))
+    memory_mib = models.PositiveIntegerField(_("memory in use (MiB)"))
+    up = models.BooleanField(_("up"))
+
+    class Meta:
+        ordering = ["at"]
+        verbose_name = _("load sample")
+        verbose_name_plural = _("load samples")
+
+    def __str__(self) -> str:
+        return f"{self.host_id} at {self.at:%Y-%m-%d %H:%M}: {self.sessions} sessions"

@@ -1,4 +1,8 @@
 from django.urls import path
 
+from apps.metrics import views
+
 app_name = "metrics"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.metrics, name="metrics"),
+]

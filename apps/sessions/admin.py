@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
 from apps.sessions import services
-from apps.sessions.models import EndReason, LabSession
+from apps.sessions.models import CheckRun, EndReason, LabSession
 
 
 @admin.register(LabSession)
@@ -26,3 +26,14 @@ class LabSessionAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("owner", "lab", "host")
+
+
+@admin.register(CheckRun)
+class CheckRunAdmin(admin.ModelAdmin):
+    list_display = ("session", "step", "passed", "timed_out", "seconds", "at")
+    list_filter = ("passed", "timed_out")
+    search_fields = ("session__owner__username",)
+    readonly_fields = [f.name for f in CheckRun._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -53,45 +53,61 @@ def lease_free(now) -> Q:
 class LabSession(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="lab_sessions"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="lab_sessions",
+        verbose_name=_("student"),
     )
-    lab = models.ForeignKey("courses.Lab", on_delete=models.CASCADE, related_name="sessions")
+    lab = models.ForeignKey(
+        "courses.Lab", on_delete=models.CASCADE, related_name="sessions", verbose_name=_("lab")
+    )
     host = models.ForeignKey(
-        "hosts.Host", on_delete=models.SET_NULL, null=True, blank=True, related_name="sessions"
+        "hosts.Host",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="sessions",
+        verbose_name=_("host"),
     )
     #: Key of settings.LABSITE_BACKENDS that runs the sandbox.
-    backend = models.CharField(max_length=50)
-    state = models.CharField(max_length=16, choices=State.choices, default=State.REQUESTED)
-    end_reason = models.CharField(max_length=16, choices=EndReason.choices, blank=True)
+    backend = models.CharField(_("backend key"), max_length=50)
+    state = models.CharField(
+        _("state"), max_length=16, choices=State.choices, default=State.REQUESTED
+    )
+    end_reason = models.CharField(
+        _("why it ended"), max_length=16, choices=EndReason.choices, blank=True
+    )
     #: Shown to the student when something went wrong, in words they understand.
-    failure_message = models.TextField(blank=True)
-    progress_percent = models.PositiveSmallIntegerField(default=0)
-    progress_message = models.CharField(max_length=200, blank=True)
-    sandbox_name = models.CharField(max_length=100, blank=True)
-    engine_id = models.CharField(max_length=100, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    expires_at = models.DateTimeField(null=True, blank=True)
-    last_activity_at = models.DateTimeField(default=timezone.now)
-    ended_at = models.DateTimeField(null=True, blank=True)
-    extensions = models.PositiveSmallIntegerField(default=0)
+    failure_message = models.TextField(_("message to the student"), blank=True)
+    progress_percent = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
+    progress_message = models.CharField(_("progress message"), max_length=200, blank=True)
+    sandbox_name = models.CharField(_("sandbox name"), max_length=100, blank=True)
+    engine_id = models.CharField(_("engine id"), max_length=100, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    last_activity_at = models.DateTimeField(_("last active at"), default=timezone.now)
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+    extensions = models.PositiveSmallIntegerField(_("extensions"), default=0)
     #: The worker that is starting or stopping the sandbox, and until when its claim holds.
     #: The worker renews the lease while it works; another takes over only once it lapses.
-    lease_owner = models.CharField(max_length=80, blank=True)
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(_("held by worker"), max_length=80, blank=True)
+    lease_expires_at = models.DateTimeField(_("held until"), null=True, blank=True)
     #: A check runs until this time (one at a time per session, in any process), and the
     #: number of checks started in the current minute (the rate limit).
-    check_busy_until = models.DateTimeField(null=True, blank=True)
-    check_window_started_at = models.DateTimeField(null=True, blank=True)
-    checks_in_window = models.PositiveSmallIntegerField(default=0)
+    check_busy_until = models.DateTimeField(_("check running until"), null=True, blank=True)
+    check_window_started_at = models.DateTimeField(_("check window began"), null=True, blank=True)
+    checks_in_window = models.PositiveSmallIntegerField(_("checks in window"), default=0)
     #: The lab's steps as they were when the session began ([{number, slug, title,
     #: body_html, check_script}]): an edit of the lab never changes a running session.
-    steps = models.JSONField(default=list, blank=True)
+    steps = models.JSONField(_("steps as begun"), default=list, blank=True)
     #: Bumped on every change the page should hear about.
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = _("lab session")
+        verbose_name_plural = _("lab sessions")
         constraints = [
             models.UniqueConstraint(
                 fields=["owner", "lab"],

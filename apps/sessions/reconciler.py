@@ -21,8 +21,8 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
-from apps.hosts.models import Host
-from apps.sessions import events, runner, sandbox, services
+from apps.hosts.models import Health, Host
+from apps.sessions import events, load_samples, runner, sandbox, services
 from apps.sessions.engines import get_backend
 from apps.sessions.models import ACTIVE_STATES, EndReason, LabSession, State, lease_free
 from provisioning.base import HostUnavailable, Sandbox, SandboxStatus
@@ -39,6 +39,9 @@ HOUSEKEEPING: list[Callable[[], Awaitable[None]]] = []
 
 class Reconciler:
     def __init__(self, backend_keys: list[str] | None = None) -> None:
+        #: Only these keys (``reconcile --backend``); otherwise the configured engines and
+        #: every host of every pool.
+        self.only_keys = backend_keys
         self.backend_keys = backend_keys or list(settings.LABSITE_BACKENDS)
 
     async def run_forever(self, interval: float | None = None) -> None:
@@ -56,7 +59,11 @@ class Reconciler:
         (``runner.wait_idle()`` waits for them)."""
         await self.apply_time_limits()
         await self.act_on_pending()
-        await asyncio.gather(*(self.sync_engine(key) for key in self.backend_keys))
+        hosts_by_key = await _hosts_by_key(self.only_keys)
+        keys = list(dict.fromkeys([*self.backend_keys, *hosts_by_key]))
+        await asyncio.gather(*(self.sync_engine(key, hosts_by_key.get(key, [])) for key in keys))
+        await runner.start_queued()
+        await load_samples.sample_if_due()
         for chore in HOUSEKEEPING:
             await chore()
 
@@ -76,22 +83,28 @@ class Reconciler:
         for session_id, state in await _unclaimed(timezone.now()):
             runner.kick(session_id, state)
 
-    async def sync_engine(self, key: str) -> None:
+    async def sync_engine(self, key: str, hosts: list[int] | None = None) -> None:
+        """One listing of engine ``key`` (whose pool hosts are ``hosts``), and what follows
+        from it: adoption, orphans, ended sandboxes, disk limits, the hosts' health."""
+        hosts = hosts or []
         try:
             backend = get_backend(key)
-        except Exception:
+        except Exception as exc:
             log.exception("backend %s cannot be loaded", key)
+            await self.host_down(key, hosts, f"{type(exc).__name__}: {exc}")
             return
         try:
             found = await backend.list_sandboxes()
         except HostUnavailable as exc:
             log.warning("%s: %s (%s); its sessions are left as they are", key, exc, exc.detail)
+            await self.host_down(key, hosts, f"{exc} {exc.detail}".strip())
             return
-        except Exception:
+        except Exception as exc:
             log.exception("%s: listing sandboxes failed", key)
+            await self.host_down(key, hosts, f"{type(exc).__name__}: {exc}")
             return
         listed_at = timezone.now()
-        runner.spawn(self.record_host(key, backend, listed_at))
+        runner.spawn(self.record_host(key, backend, listed_at, hosts))
         by_session = {s.session_id: s for s in found if s.session_id}
         live = await _live_sessions(key, list(by_session))
         for box in found:
@@ -108,14 +121,23 @@ class Reconciler:
             elif _over_disk(box, session):
                 await self.stop_over_disk(session, box)
 
-    async def record_host(self, key: str, backend, seen_at) -> None:
-        """Keep the admin's view of the host current: last seen, and its facts."""
+    async def record_host(self, key: str, backend, seen_at, hosts: list[int]) -> None:
+        """Keep the admin's view of the host current: up, last seen, and its facts."""
         facts = {}
         try:
             facts = await backend.host_facts()
         except Exception:
             log.warning("%s: could not read host facts", key, exc_info=True)
-        await _save_host(key, seen_at, facts)
+        await _save_host(key, hosts, seen_at, facts)
+
+    async def host_down(self, key: str, hosts: list[int], error: str) -> None:
+        """A host that does not answer: said on the admin's page at once; its sessions are
+        ended only once it has stayed down for the grace period (an engine restarting is
+        not a loss), their students told why; the next Start lands elsewhere."""
+        lost = await _mark_down(key, hosts, error, timezone.now())
+        for session_id in lost:
+            log.warning("session %s: its host %s stayed down; ended", session_id, key)
+            await events.session_changed(session_id)
 
     async def remove_orphan(self, backend, box: Sandbox) -> None:
         log.info("removing orphan sandbox %s (session %s)", box.name, box.session_id or "-")
@@ -179,9 +201,56 @@ def _running_sessions(backend_key: str, started_before) -> list[LabSession]:
 
 
 @database_sync_to_async
-def _save_host(backend_key: str, seen_at, facts: dict) -> None:
-    for host in Host.objects.filter(backend=backend_key):
-        host.last_seen_at = seen_at
+def _hosts_by_key(only: list[str] | None) -> dict[str, list[int]]:
+    """Every pool host's backend key -> its rows (registering the ones with endpoints)."""
+    from apps.sessions.engines import register_host
+
+    found: dict[str, list[int]] = {}
+    for host in Host.objects.all():
+        key = register_host(host)
+        if only is None or key in only:
+            found.setdefault(key, []).append(host.pk)
+    return found
+
+
+def _hosts_of(key: str, hosts: list[int]):
+    return Host.objects.filter(pk__in=hosts) if hosts else Host.objects.filter(backend=key)
+
+
+@database_sync_to_async
+def _save_host(backend_key: str, hosts: list[int], seen_at, facts: dict) -> None:
+    for host in _hosts_of(backend_key, hosts):
+        host.last_seen_at = host.checked_at = seen_at
+        host.health, host.last_error, host.down_since = Health.UP, "", None
         if facts:
             host.facts = facts
-        host.save(update_fields=["last_seen_at", "facts"])
+        host.save(
+            update_fields=["last_seen_at", "checked_at", "health", "last_error", "down_since",
+                           "facts"]
+        )  # fmt: skip
+
+
+@database_sync_to_async
+def _mark_down(backend_key: str, hosts: list[int], error: str, now) -> list:
+    """Mark the hosts down; end the sessions of those down past the grace period."""
+    grace = timedelta(seconds=settings.LABSITE_HOST_GRACE_SECONDS)
+    lost = []
+    for host in _hosts_of(backend_key, hosts):
+        host.health, host.last_error, host.checked_at = Health.DOWN, error[:2000], now
+        host.down_since = host.down_since or now
+        host.save(update_fields=["health", "last_error", "checked_at", "down_since"])
+        if now - host.down_since < grace:
+            continue
+        gone = LabSession.objects.filter(host=host, state__in=ACTIVE_STATES)
+        ids = list(gone.values_list("pk", flat=True))
+        gone.update(
+            state=State.FAILED,
+            end_reason=EndReason.HOST_DOWN,
+            failure_message=services.host_down_message(),
+            ended_at=now,
+            lease_owner="",
+            lease_expires_at=None,
+            updated_at=now,
+        )
+        lost += ids
+    return lost

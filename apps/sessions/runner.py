@@ -24,7 +24,7 @@ from channels.db import database_sync_to_async
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from apps.sessions import events, sandbox
+from apps.sessions import events, sandbox, services
 from apps.sessions.models import EndReason, LabSession, State, lease_free
 from provisioning.base import HostUnavailable, Progress, SandboxError
 
@@ -72,11 +72,10 @@ def _claim(session_id, from_states: tuple[State, ...], to_state: State) -> LabSe
     fields = {"state": to_state, "lease_owner": WORKER, "lease_expires_at": now + LEASE}
     if to_state == State.STARTING:
         fields |= {"progress_percent": 0, "progress_message": ""}
-    claimed = (
-        LabSession.objects.filter(pk=session_id, state__in=from_states)
-        .filter(lease_free(now))
-        .update(updated_at=now, **fields)
-    )
+    rows = LabSession.objects.filter(pk=session_id, state__in=from_states).filter(lease_free(now))
+    if to_state == State.STARTING:
+        rows = rows.exclude(backend="")  # waiting in the queue for a host: not yet
+    claimed = rows.update(updated_at=now, **fields)
     if not claimed:
         return None
     return LabSession.objects.select_related("lab__module", "owner", "host").get(pk=session_id)
@@ -198,6 +197,7 @@ async def _fail(session: LabSession, exc: Exception) -> None:
     )
     if failed:
         await events.session_changed(session.pk)
+        await start_queued()
 
 
 # -- stop ----------------------------------------------------------------------------------
@@ -221,6 +221,25 @@ async def teardown(session_id) -> None:
     if await _finish(session_id, State.STOPPING, state=final, ended_at=timezone.now()):
         await events.session_changed(session_id)
         log.info("session %s %s (%s)", session_id, final, reason)
+        await start_queued()  # its place on the host is free now
+
+
+async def start_queued() -> None:
+    """Place waiting sessions where room has freed, start them, and tell the ones still
+    waiting their new place in the queue."""
+    placed = await database_sync_to_async(services.place_queued)()
+    for session in placed:
+        log.info("session %s leaves the queue for host %s", session.pk, session.host)
+        kick(session.pk, State.REQUESTED)
+    if placed:
+        for session_id in await database_sync_to_async(_queued_ids)():
+            await events.session_changed(session_id)
+
+
+def _queued_ids() -> list:
+    return list(
+        LabSession.objects.filter(state=State.REQUESTED, backend="").values_list("pk", flat=True)
+    )
 
 
 async def _stop_quietly(session: LabSession) -> None:

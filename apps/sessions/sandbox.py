@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from datetime import timedelta
 
 from channels.db import database_sync_to_async
@@ -23,9 +24,9 @@ from django.utils.translation import gettext as _
 from apps.courses.models import Step
 from apps.courses.progress import attempts_left, record_failure, record_pass
 from apps.sessions import events, services
-from apps.sessions.engines import get_backend
+from apps.sessions.engines import backend_for
 from apps.sessions.errors import LabError
-from apps.sessions.models import LabSession, State
+from apps.sessions.models import CheckRun, LabSession, State
 from apps.sessions.serializers import check_json
 from apps.sessions.specs import sandbox_of, sandbox_spec
 from provisioning.base import (
@@ -59,7 +60,7 @@ class SandboxEnded(LabError):
 
 async def start(session: LabSession, on_progress: ProgressCallback) -> Sandbox:
     timeout = settings.LABSITE_START_TIMEOUT[session.lab.kind]
-    backend = get_backend(session.backend)
+    backend = await backend_for(session.backend)
     # The backend enforces the timeout; this one is the server's own, for a backend that
     # does not come back at all.
     return await asyncio.wait_for(
@@ -68,7 +69,8 @@ async def start(session: LabSession, on_progress: ProgressCallback) -> Sandbox:
 
 
 async def stop(session: LabSession) -> None:
-    await get_backend(session.backend).stop(sandbox_of(session))
+    backend = await backend_for(session.backend)
+    await backend.stop(sandbox_of(session))
 
 
 # -- terminals (the consumer) ------------------------------------------------------------------
@@ -77,7 +79,7 @@ async def stop(session: LabSession) -> None:
 async def open_terminal(session: LabSession, *, tab: int, cols: int, rows: int) -> Terminal:
     """Attach to a running session's terminal. Raises ``SandboxEnded`` when the sandbox is
     gone (and ends the session), ``LabError`` when the engine cannot be reached."""
-    backend = get_backend(session.backend)
+    backend = await backend_for(session.backend)
     try:
         return await backend.open_terminal(sandbox_of(session), tab=tab, cols=cols, rows=rows)
     except HostUnavailable as exc:
@@ -114,7 +116,12 @@ async def check_step(user, session: LabSession, number: int) -> dict:
             ),
             409,
         )
+    began = time.monotonic()
     result = await _checked(session, step["check_script"])
+    await database_sync_to_async(CheckRun.objects.create)(
+        session_id=session.pk, step=number, passed=result.passed, timed_out=result.timed_out,
+        seconds=round(time.monotonic() - began, 3),
+    )  # fmt: skip
     left = None
     if result.passed and owner:
         await database_sync_to_async(_record_pass)(user, session, step["slug"])
@@ -182,7 +189,7 @@ def _marker_label(number: int, title: str, result: CheckResult) -> str:
 
 
 async def _run_check(session: LabSession, script: str, timeout: float) -> CheckResult:
-    backend = get_backend(session.backend)
+    backend = await backend_for(session.backend)
     try:
         return await asyncio.wait_for(
             backend.run_check(sandbox_of(session), script, timeout=timeout), timeout + CHECK_GRACE
@@ -242,7 +249,7 @@ async def ended(session: LabSession, settle: float = 0.0) -> SandboxStatus | Non
 
     ``settle``: keep asking this many seconds while it says RUNNING (a terminal stream can
     end a moment before the engine notices that PID 1 died)."""
-    backend = get_backend(session.backend)
+    backend = await backend_for(session.backend)
     deadline = asyncio.get_running_loop().time() + settle
     while True:
         try:

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from apps.courses.progress import passed_steps
 from apps.sessions import progress_messages
 from apps.sessions.models import LabSession, State
+from apps.sessions.services import queue_position
 from provisioning.base import CheckResult
 
 
 def session_json(session: LabSession) -> dict:
     passed = passed_steps(session.owner, session.lab)
+    place = queue_position(session)
+    message = progress_messages.translate(session.progress_message)
+    if place is not None:
+        message = _(
+            "All lab servers are busy: you are number %(n)d in the queue. Keep this page "
+            "open; your lab starts as soon as a place frees."
+        ) % {"n": place}
     return {
         "id": str(session.pk),
         "lab": session.lab_id,
@@ -21,8 +30,9 @@ def session_json(session: LabSession) -> dict:
         "end_reason_label": str(session.get_end_reason_display()) if session.end_reason else "",
         "progress": {
             "percent": session.progress_percent,
-            "message": progress_messages.translate(session.progress_message),
+            "message": message,
         },
+        "queue_position": place,
         "failure_message": session.failure_message,
         "created_at": _iso(session.created_at),
         "started_at": _iso(session.started_at),

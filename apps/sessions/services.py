@@ -4,19 +4,21 @@ the reconciler is the safety net that acts on anything left behind."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from uuid import UUID
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.accounts.roles import is_admin, is_instructor
 from apps.courses.models import Lab
-from apps.hosts.models import Host
+from apps.hosts import placement
+from apps.hosts.placement import Placement
 from apps.sessions import progress_messages
 from apps.sessions.engines import DEFAULT_KEY_FOR_KIND
 from apps.sessions.errors import LabError
@@ -32,26 +34,32 @@ def start_session(user, lab: Lab) -> tuple[LabSession, bool]:
     """The user's active session for ``lab``, creating it if there is none.
 
     Idempotent: a double click or a second tab returns the same session (the database's
-    unique constraint on live sessions settles a race). The running-labs limit holds under
-    races too: the check and the insert happen under a lock on the user's row, so two
-    processes starting two labs at the same instant are serialised."""
+    unique constraint on live sessions settles a race). The running-labs limit and the
+    quotas hold under races too: the checks, the placement and the insert happen under a
+    lock on the user's row (and on the candidate hosts' rows), so two processes starting
+    at the same instant are serialised. With no host that has room, the session waits in
+    the queue (``backend`` empty) until ``place_queued`` finds it one."""
     if not lab.is_ready:
         raise LabError("lab_not_ready", _("This lab is not available yet."), 409)
     if existing := _active(user, lab):
         return existing, False
-    host = _place(lab)
     try:
         with transaction.atomic():
             get_user_model().objects.select_for_update().filter(pk=user.pk).first()
             if existing := _active(user, lab):
                 return existing, False
             _enforce_limit(user)
+            for check in START_CHECKS:
+                check(user, lab)
+            placed = _place(lab)
             session = LabSession.objects.create(
                 owner=user,
                 lab=lab,
-                host=host,
-                backend=host.backend if host else DEFAULT_KEY_FOR_KIND[lab.kind],
-                progress_message=_("Waiting for a free slot"),
+                host=placed.host,
+                backend=_backend_key(lab, placed),
+                progress_message=_("Waiting for a free place on the lab servers")
+                if placed.queued
+                else _("Waiting for a free slot"),
                 steps=steps_snapshot(lab),
             )
             session.sandbox_name = sandbox_name(session)
@@ -61,6 +69,75 @@ def start_session(user, lab: Lab) -> tuple[LabSession, bool]:
             return existing, False
         raise
     return session, True
+
+
+#: Checks other apps add (teaching's class quotas), run inside the start's transaction;
+#: each raises LabError to refuse. Registered in their AppConfig.ready.
+START_CHECKS: list[Callable[[object, Lab], None]] = []
+
+
+def _place(lab: Lab) -> Placement:
+    try:
+        return placement.place(lab)
+    except placement.NoHostForLab as exc:
+        needs = ", ".join(exc.labels) or "-"
+        raise LabError(
+            "no_host",
+            _(
+                "No lab server can run this lab right now (pool “%(pool)s”, needs: %(needs)s). "
+                "Tell your instructor."
+            )
+            % {"pool": exc.pool, "needs": needs},
+            503,
+        ) from None
+
+
+def _backend_key(lab: Lab, placed: Placement) -> str:
+    if placed.host is not None:
+        return placed.host.backend_key
+    return "" if placed.queued else DEFAULT_KEY_FOR_KIND[lab.kind]
+
+
+def place_queued(limit: int = 50) -> list[LabSession]:
+    """Give waiting sessions a host, oldest first, as far as room allows; the ones placed
+    (to be started by the caller). A session that still finds no room keeps its place."""
+    placed = []
+    for session_id in (
+        LabSession.objects.filter(state=State.REQUESTED, backend="")
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    ):
+        with transaction.atomic():
+            session = (
+                LabSession.objects.select_for_update()
+                .select_related("lab")
+                .filter(pk=session_id, state=State.REQUESTED, backend="")
+                .first()
+            )
+            if session is None:
+                continue
+            try:
+                where = placement.place(session.lab)
+            except placement.NoHostForLab:
+                continue  # hosts may come back; an admin may add one
+            if where.queued:
+                continue
+            session.host = where.host
+            session.backend = _backend_key(session.lab, where)
+            session.progress_message = _("Waiting for a free slot")
+            session.save(update_fields=["host", "backend", "progress_message", "updated_at"])
+            placed.append(session)
+    return placed
+
+
+def queue_position(session: LabSession) -> int | None:
+    """1 for the next session to be placed; None when the session is not waiting."""
+    if session.state != State.REQUESTED or session.backend:
+        return None
+    ahead = LabSession.objects.filter(
+        state=State.REQUESTED, backend="", created_at__lt=session.created_at
+    ).count()
+    return ahead + 1
 
 
 def steps_snapshot(lab: Lab) -> list[dict]:
@@ -191,6 +268,13 @@ def gone_message(status: SandboxStatus, detail: str = "") -> str:
     )
 
 
+def host_down_message() -> str:
+    return _(
+        "The lab server running your lab stopped answering, and your lab environment is "
+        "lost with it. Start the lab again: it will run on another server."
+    )
+
+
 def disk_message(used_mib: int, limit_mib: int) -> str:
     return _(
         "Your lab environment was stopped because it wrote %(used)d MiB to its disk; this "
@@ -215,15 +299,3 @@ def end_gone(session_id, status: SandboxStatus, detail: str = "") -> bool:
 
 def _active(user, lab: Lab) -> LabSession | None:
     return LabSession.objects.filter(owner=user, lab=lab, state__in=LIVE_STATES).first()
-
-
-def _place(lab: Lab) -> Host | None:
-    """The host that will run the sandbox. One local host per engine today; pools of
-    several hosts choose here by load."""
-    engine = DEFAULT_KEY_FOR_KIND[lab.kind]
-    return (
-        Host.objects.filter(enabled=True)
-        .filter(Q(engine=engine) | Q(backend=engine))
-        .order_by("pk")
-        .first()
-    )

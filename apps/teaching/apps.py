@@ -9,4 +9,9 @@ class TeachingConfig(AppConfig):
     verbose_name = _("Teaching")
 
     def ready(self) -> None:
+        from apps.sessions import services
         from apps.teaching import signals  # noqa: F401  (connects the receivers)
+        from apps.teaching.quotas import check_class_quotas
+
+        if check_class_quotas not in services.START_CHECKS:
+            services.START_CHECKS.append(check_class_quotas)

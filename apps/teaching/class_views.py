@@ -13,6 +13,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from apps.audit.log import record
+from apps.audit.models import Action
 from apps.sessions import events, services
 from apps.sessions.models import LIVE_STATES, EndReason, LabSession
 from apps.teaching import csv_io
@@ -77,6 +79,8 @@ def stop_session(request, pk: int, session_id):
         raise Http404
     name = session.owner.get_full_name() or session.owner.username
     if session.state in LIVE_STATES and services.request_stop(session, EndReason.INSTRUCTOR):
+        record(request.user, Action.SESSION_STOPPED, session=session, by="instructor",
+               classroom=classroom.name)  # fmt: skip
         # A database write, as the admin's Stop: the reconciler's next pass carries it out.
         async_to_sync(events.session_changed)(session.pk)
         messages.success(request, _("Stopping %(student)s's lab.") % {"student": name})
@@ -110,6 +114,10 @@ def import_students(request, pk: int):
             result = csv_io.import_students(upload.read(csv_io.MAX_IMPORT_BYTES + 1), classroom)
             errors = result.errors
             if not errors:
+                # The usernames, never the passwords.
+                record(request.user, Action.ACCOUNTS_IMPORTED, target=classroom.name,
+                       count=len(result.created), classroom=classroom.pk,
+                       usernames=[username for username, _pw in result.created])  # fmt: skip
                 request.session[PASSWORDS_KEY] = {
                     "class": classroom.pk,
                     "rows": result.created,

@@ -46,7 +46,7 @@ class Classroom(models.Model):
         _("sandbox minutes per student per day"), default=0,
         help_text=_("0: no limit. Counted from midnight, in the site's time zone."),
     )  # fmt: skip
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
@@ -66,14 +66,18 @@ class Classroom(models.Model):
 
 
 class Enrollment(models.Model):
-    classroom = models.ForeignKey(Classroom, on_delete=models.CASCADE)
-    student = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
-    joined_at = models.DateTimeField(auto_now_add=True)
+    classroom = models.ForeignKey(Classroom, on_delete=models.CASCADE, verbose_name=_("class"))
+    student = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, verbose_name=_("student")
+    )
+    joined_at = models.DateTimeField(_("joined at"), auto_now_add=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["classroom", "student"], name="one_enrollment")
         ]
+        verbose_name = _("enrollment")
+        verbose_name_plural = _("enrollments")
 
     def __str__(self) -> str:
         return f"{self.student} in {self.classroom}"

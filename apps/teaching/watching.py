@@ -8,15 +8,20 @@ sees, and an allowed watcher's keys, so a watch never opens a terminal of its ow
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from apps.accounts.roles import is_admin, is_instructor
+from apps.audit.log import record
+from apps.audit.models import Action
 from apps.sessions.models import LabSession
 from apps.teaching.models import Watch, WatchEvent
+
+logger = logging.getLogger(__name__)
 
 #: A watch not renewed for this long is over (its web process died with it).
 WATCH_STALE = timedelta(seconds=60)
@@ -42,6 +47,7 @@ def begin(user, session: LabSession, tab: int) -> Watch:
     with transaction.atomic():
         watch = Watch.objects.create(session=session, watcher=user, tab=tab)
         WatchEvent.objects.create(watch=watch, kind=WatchEvent.Kind.STARTED)
+        record(user, Action.WATCH_STARTED, session=session, tab=tab, watch=watch.pk)
     return watch
 
 
@@ -58,6 +64,25 @@ def end(watch_id: int) -> None:
             ended_at=timezone.now(), asking_since=None, may_type_since=None
         ):
             WatchEvent.objects.create(watch_id=watch_id, kind=WatchEvent.Kind.ENDED)
+            _record_watch(watch_id, Action.WATCH_ENDED)
+
+
+def _record_watch(watch_id: int, action: Action, by=None) -> None:
+    """The audit entry of a change of a watch: done by ``by`` (the student answering),
+    or by its watcher; about the watched session and student."""
+    try:
+        with transaction.atomic():  # a savepoint: a failure here leaves the caller's intact
+            watch = (
+                Watch.objects.select_related("watcher", "session__owner", "session__lab")
+                .filter(pk=watch_id)
+                .first()
+            )
+    except DatabaseError:
+        logger.exception("audit: could not read watch %s", watch_id)
+        return
+    if watch is not None:
+        record(by or watch.watcher, action, session=watch.session, tab=watch.tab, watch=watch_id,
+               watcher=watch.watcher.get_username())  # fmt: skip
 
 
 def ask_to_type(watch_id: int) -> bool:
@@ -70,6 +95,7 @@ def ask_to_type(watch_id: int) -> bool:
         )
         if asked:
             WatchEvent.objects.create(watch_id=watch_id, kind=WatchEvent.Kind.ASKED)
+            _record_watch(watch_id, Action.WATCH_ASKED)
     return bool(asked)
 
 
@@ -88,6 +114,8 @@ def answer(student, session_id, watch_id: int, *, allow: bool) -> bool:
         if changed:
             kind = WatchEvent.Kind.ALLOWED if allow else WatchEvent.Kind.REFUSED
             WatchEvent.objects.create(watch_id=watch_id, kind=kind)
+            action = Action.WATCH_ALLOWED if allow else Action.WATCH_REFUSED
+            _record_watch(watch_id, action, by=student)
     return bool(changed)
 
 
@@ -100,6 +128,7 @@ def take_back(student, session_id, watch_id: int) -> bool:
         changed = rows.update(may_type_since=None)
         if changed:
             WatchEvent.objects.create(watch_id=watch_id, kind=WatchEvent.Kind.REVOKED)
+            _record_watch(watch_id, Action.WATCH_TAKEN_BACK, by=student)
     return bool(changed)
 
 

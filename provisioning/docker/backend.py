@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import docker
 import docker.errors
+import docker.tls
 import requests.exceptions
 
 from provisioning.base import (
@@ -73,9 +74,14 @@ class DockerBackend:
         tools_dir: str = "/var/lib/labsite/tools",
         busybox: str = "/bin/busybox",
         disk_quota: str = "auto",
+        tls_ca: str = "",
+        tls_cert: str = "",
+        tls_key: str = "",
     ) -> None:
         self.site = site
         self.base_url = base_url
+        #: tcp:// engines are reached with TLS client certificates (dockerd --tlsverify).
+        self._tls = (tls_ca, tls_cert, tls_key)
         self.isolate_host = isolate_host
         self.interactive = BlockingCalls("docker-io", max_workers)
         self.checks = BlockingCalls("docker-check", check_workers)
@@ -108,13 +114,28 @@ class DockerBackend:
             # SDK reports an engine that does not answer then as a bare DockerException.
             try:
                 self._api = await self._call(
-                    docker.APIClient, base_url=self.base_url, version="auto", timeout=120
-                )
+                    docker.APIClient, base_url=self.base_url, version="auto", timeout=120,
+                    **self._connection_options(),
+                )  # fmt: skip
             except docker.errors.DockerException as exc:
                 raise HostUnavailable(
                     "The lab servers cannot be reached.", detail=f"{self.base_url}: {exc}"
                 ) from exc
         return self._api
+
+    def _connection_options(self) -> dict:
+        if self.base_url.startswith("ssh://"):
+            # The system's ssh client (keys, known_hosts, ProxyJump from ~/.ssh/config)
+            # rather than paramiko, which the site does not ship.
+            return {"use_ssh_client": True}
+        ca, cert, key = self._tls
+        if cert or ca:
+            return {
+                "tls": docker.tls.TLSConfig(
+                    client_cert=(cert, key) if cert else None, ca_cert=ca or None, verify=bool(ca)
+                )
+            }
+        return {}
 
     # -- the contract -----------------------------------------------------------------------
 

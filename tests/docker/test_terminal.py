@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -70,7 +71,12 @@ async def test_disconnect_leaves_no_exec_behind(alice, hello_lab, docker_client)
         await screen.until(b"# ")
         await screen.communicator.disconnect()
     container = docker_client.containers.get(session.sandbox_name)
-    clients = container.exec_run(["tmux", "list-clients"]).output.decode()
+    # The exec ends once the engine has closed its stream: soon, not at the same instant.
+    for _ in range(50):
+        clients = container.exec_run(["tmux", "list-clients"]).output.decode()
+        if not clients.strip():
+            break
+        await asyncio.sleep(0.1)
     assert clients.strip() == ""
     assert "tmux" in container.exec_run(["ps", "-eo", "comm"]).output.decode()  # server lives
 
