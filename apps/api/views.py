@@ -18,6 +18,7 @@ from ninja import Path, Router
 from apps.api import schemas
 from apps.api.auth import CSRF_MESSAGE
 from apps.api.errors import error
+from apps.audit.log import arecord
 from apps.courses.models import Lab
 from apps.sessions import events, runner, sandbox, services
 from apps.sessions.errors import LabError
@@ -71,6 +72,7 @@ async def start(request, lab_id: int):
     session, created = await database_sync_to_async(services.start_session)(user, lab)
     if created:
         runner.kick(session.pk, State.REQUESTED)
+        await arecord(user, "session_started", session=session)
     return await _session_response(session, status=201 if created else 200)
 
 
@@ -106,8 +108,10 @@ async def extend(request, session_id: UUID):
 async def stop(request, session_id: UUID):
     user = request.auth
     session = await _visible(user, session_id)
-    if await database_sync_to_async(services.request_stop)(session, _end_reason(user, session)):
+    reason = _end_reason(user, session)
+    if await database_sync_to_async(services.request_stop)(session, reason):
         runner.kick(session.pk, State.STOPPING)
+        await arecord(user, "session_stopped", session=session, by=str(reason.value))
     return await _session_response(session)
 
 
@@ -128,6 +132,7 @@ async def reset(request, session_id: UUID):
     new = await database_sync_to_async(services.reset)(session)
     runner.kick(session.pk, State.STOPPING)
     runner.kick(new.pk, State.REQUESTED)
+    await arecord(user, "session_reset", session=session, new_session=str(new.pk))
     return await _session_response(new, status=201)
 
 
