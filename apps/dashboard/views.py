@@ -171,12 +171,14 @@ async def session_stop(request: HttpRequest, session_id) -> HttpResponse:
     session = await database_sync_to_async(get_object_or_404)(
         LabSession.objects.select_related("owner", "lab"), pk=session_id
     )
+    student, target = session.owner.username, f"{session.owner.username} / {session.lab.title}"
     if await database_sync_to_async(services.request_stop)(session, EndReason.ADMIN):
         runner.kick(session.pk, State.STOPPING)
-        target = f"{session.owner.username} / {session.lab.title}"
-        await arecord(request.user, "session_stopped", session=session, target=target, by="admin")
+        await arecord(
+            request.user, "session_stopped", session=session.pk, target=target, by="admin"
+        )
         await sync_to_async(messages.success)(
-            request, _("Stopping %(student)s's lab.") % {"student": session.owner.username}
+            request, _("Stopping %(student)s's lab.") % {"student": student}
         )
     return redirect("dashboard:index")
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -28,10 +29,12 @@ from provisioning.base import LABEL_OWNER, LABEL_SITE
 from tests.conftest import FIXTURE_CONTENT, PRODUCTION_SITE
 from tests.docker.conftest import remove_test_sandboxes
 from tests.livesite import MANAGE, ROOT, Browser, create_students, free_port, prepare, wait_for
+from tests.production.proxy import RoundRobinProxy
 
 pytestmark = [pytest.mark.postgres, pytest.mark.docker]
 PG = "postgresql://labsite:labsite@127.0.0.1:5432"
 REDIS = "redis://127.0.0.1:6390/5"
+METRICS_TOKEN = secrets.token_urlsafe(24)
 #: The default LABSITE_MAX_ACTIVE_SESSIONS, which the cluster runs with.
 MAX_ACTIVE_SESSIONS = 2
 LIVE_STATES = ("requested", "starting", "running")
@@ -44,6 +47,8 @@ class Cluster:
     urls: list[str]
     env: dict[str, str]
     database: str
+    #: The round-robin proxy in front of both processes, as students reach them.
+    proxy_url: str = ""
 
 
 def six_lab_content(root: Path) -> Path:
@@ -76,6 +81,7 @@ def cluster(tmp_path_factory):
         "LABSITE_SITE_NAME": PRODUCTION_SITE,
         "LABSITE_RECONCILE_SECONDS": "2",
         "LABSITE_MAX_ACTIVE_SESSIONS": str(MAX_ACTIVE_SESSIONS),
+        "LABSITE_METRICS_TOKEN": METRICS_TOKEN,
         "DJANGO_SETTINGS_MODULE": "labsite.settings",
     }
     prepare(env, ["collectstatic", "--noinput", "-v0"])
@@ -100,7 +106,8 @@ def cluster(tmp_path_factory):
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     for url, process in zip(urls, processes, strict=False):
         wait_for(url + "/accounts/login/", process, var / "processes.log")
-    yield Cluster(urls=urls, env=env, database=f"{PG}/{name}")
+    with RoundRobinProxy([("127.0.0.1", p) for p in ports]) as proxy:
+        yield Cluster(urls=urls, env=env, database=f"{PG}/{name}", proxy_url=proxy.url)
     for process in processes:
         process.terminate()
     for process in processes:
@@ -363,3 +370,71 @@ async def _watch_across_processes(student: Browser, teacher: Browser, session_id
         await until(watch, lambda _, m: m and m.get("type") == "watch-state" and m["typing"])
         await watch.send(b"echo typed-by-victor-$((6*7))\r")
         await until(terminal, lambda data, _: b"typed-by-victor-42" in data)
+
+
+def _admin(cluster: Cluster, username: str) -> None:
+    from tests.conftest import PASSWORD
+
+    script = (
+        "from django.contrib.auth import get_user_model;"
+        "from apps.accounts.roles import assign_role, Role;"
+        f"assign_role(get_user_model().objects.create_user({username!r}, password={PASSWORD!r}),"
+        " Role.ADMIN)"
+    )
+    subprocess.run([*MANAGE, "shell", "-c", script], env=cluster.env, check=True, cwd=ROOT)
+
+
+def _page(browser: Browser, path: str, data: bytes | None = None) -> str:
+    headers = {"X-CSRFToken": browser.cookie("csrftoken"), "Referer": browser.url + "/"}
+    request = urllib.request.Request(browser.url + path, data=data, headers=headers)
+    with browser.opener.open(request, timeout=30) as response:
+        return response.read().decode()
+
+
+def test_the_admins_dashboard_on_one_process_sees_a_start_made_on_the_other(cluster):
+    create_students(cluster.env, "dana")
+    _admin(cluster, "root-admin")
+    student, admin = Browser(cluster.urls[0]), Browser(cluster.urls[1])
+    student.login("dana")
+    admin.login("root-admin")
+    lab_id = _lab_ids(student)["hello"]
+    session = student.post(f"/api/labs/{lab_id}/sessions/")
+    for _ in range(150):
+        live = _page(admin, "/hosts/live/")
+        if f'data-session="{session["id"]}"' in live and "dana" in live:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the dashboard on the other process never showed the start")
+    _wait_until_running(student, {session["id"]})
+    # The admin stops it from there; the student's own process says so.
+    _page(admin, f"/hosts/sessions/{session['id']}/stop/", data=b"")
+    for _ in range(150):
+        if student.get(f"/api/sessions/{session['id']}/")["state"] in ("stopped", "stopping"):
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the admin's stop never reached the session")
+
+
+def test_metrics_need_the_token_and_parse_as_prometheus_text(cluster):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    anonymous = urllib.request.Request(cluster.proxy_url + "/metrics")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(anonymous, timeout=10)
+    assert refused.value.code == 403
+    wrong = urllib.request.Request(
+        cluster.proxy_url + "/metrics", headers={"Authorization": "Bearer nope"}
+    )
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(wrong, timeout=10)
+    for _ in range(2):  # through the proxy: one process, then the other
+        request = urllib.request.Request(
+            cluster.proxy_url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            families = {f.name: f for f in text_string_to_metric_families(response.read().decode())}
+        assert {"labsite_sessions", "labsite_sessions_queued", "labsite_host_up"} <= set(families)
+        hosts = {s.labels["host"] for s in families["labsite_host_up"].samples}
+        assert "local-docker" in hosts

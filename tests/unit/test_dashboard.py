@@ -90,3 +90,12 @@ def test_drain_and_remove(admin_client, hello_lab, alice):
     empty = Host.objects.get(name="local-libvirt")
     admin_client.post(f"/hosts/{empty.pk}/remove/")
     assert not Host.objects.filter(pk=empty.pk).exists()
+
+
+def test_an_admin_stops_any_session_from_the_dashboard(admin_client, hello_lab, alice):
+    session, _ = services.start_session(alice, hello_lab)
+    response = admin_client.post(f"/hosts/sessions/{session.pk}/stop/", follow=True)
+    assert "Stopping alice&#x27;s lab." in response.content.decode()
+    session.refresh_from_db()
+    assert (session.state, session.end_reason) == ("stopping", "admin")
+    assert AuditEntry.objects.filter(action="session_stopped", session_id=session.pk).exists()
