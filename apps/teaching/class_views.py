@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from asgiref.sync import async_to_sync
+from django import forms
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -19,6 +20,7 @@ from apps.sessions import events, services
 from apps.sessions.models import LIVE_STATES, EndReason, LabSession
 from apps.teaching import csv_io
 from apps.teaching.grid import class_grid
+from apps.teaching.models import Classroom
 from apps.teaching.views import _taught_by, instructor_required
 
 #: The Django session key holding the passwords of the last import, until downloaded once
@@ -38,6 +40,7 @@ def class_detail(request, pk: int):
             "grid": class_grid(classroom),
             "live_url": f"/ws/classes/{classroom.pk}/live/",
             "labels": _grid_labels(),
+            "quotas_form": QuotasForm(instance=classroom),
         },
     )
 
@@ -86,6 +89,29 @@ def stop_session(request, pk: int, session_id):
         messages.success(request, _("Stopping %(student)s's lab.") % {"student": name})
     else:
         messages.info(request, _("%(student)s's lab had already ended.") % {"student": name})
+    return redirect("teaching:class", pk)
+
+
+class QuotasForm(forms.ModelForm):
+    class Meta:
+        model = Classroom
+        fields = ["max_running", "minutes_per_day"]
+
+
+@require_POST
+@instructor_required
+def set_quotas(request, pk: int):
+    """The class's quotas, by its instructor (0: no limit); checked at each Start."""
+    classroom = _taught_by(request.user, pk)
+    before = {"max_running": classroom.max_running, "minutes_per_day": classroom.minutes_per_day}
+    form = QuotasForm(request.POST, instance=classroom)
+    if form.is_valid():
+        form.save()
+        record(request.user, Action.QUOTA_CHANGED, target=classroom.name, before=before,
+               after={f: form.cleaned_data[f] for f in before})  # fmt: skip
+        messages.success(request, _("The class's limits are saved."))
+    else:
+        messages.error(request, _("Limits are whole numbers, 0 for none."))
     return redirect("teaching:class", pk)
 
 

@@ -15,6 +15,7 @@ urlpatterns = [
         "<int:pk>/sessions/<uuid:session_id>/stop/", class_views.stop_session, name="stop_session"
     ),
     path("<int:pk>/renew/", views.renew_code, name="renew_code"),
+    path("<int:pk>/quotas/", class_views.set_quotas, name="quotas"),
     # The lead's: watching a student's terminal with consent (watch_views.py).
     path("<int:pk>/watch/<uuid:session_id>/", watch_views.watch, name="watch"),
 ]

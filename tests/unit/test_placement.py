@@ -16,6 +16,7 @@ from apps.sessions.errors import LabError
 from apps.sessions.models import LabSession, State
 from apps.teaching.models import Classroom, Enrollment
 from apps.teaching.quotas import minutes_used_today, today_midnight
+from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
@@ -155,3 +156,15 @@ def test_daily_minutes_count_from_midnight_and_refuse_with_the_reset_time(
     with pytest.raises(LabError) as refused:
         start(alice, hello_lab)
     assert refused.value.code == "daily_quota" and "30" in refused.value.message
+
+
+def test_an_instructor_sets_the_class_limits_on_the_class_page(client, carol, dave):
+    room = Classroom.objects.get(name="Carol's class")
+    client.login(username="dave", password=PASSWORD)  # teaches another class
+    assert client.post(f"/classes/{room.pk}/quotas/", {"max_running": 1}).status_code == 403
+    client.login(username="carol", password=PASSWORD)
+    client.post(f"/classes/{room.pk}/quotas/", {"max_running": 5, "minutes_per_day": 90})
+    room.refresh_from_db()
+    assert (room.max_running, room.minutes_per_day) == (5, 90)
+    page = client.get(f"/classes/{room.pk}/").content.decode()
+    assert 'name="minutes_per_day" value="90"' in page
