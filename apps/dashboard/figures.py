@@ -146,6 +146,7 @@ def series(now=None) -> dict:
             "failures": _("Failed starts"),
             "sessions": _("Sessions"),
             "seconds": _("seconds"),
+            "time": _("Time"),
         },
     }
 

@@ -36,7 +36,7 @@ class Charts {
         {
           width: chartWidth(this.loadBox),
           height: 220,
-          series: [{}, ...hosts.map((h, i) => ({ label: h, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true }))],
+          series: [{ label: series.labels.time }, ...hosts.map((h, i) => ({ label: h, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true, points: { show: true, size: 4 } }))],
           axes: [{}, { label: series.labels.sessions }],
           scales: { y: { range: (u, min, max) => [0, Math.max(4, max + 1)] } },
         },
@@ -53,9 +53,9 @@ class Charts {
           width: chartWidth(this.startBox),
           height: 220,
           series: [
-            {},
-            { label: series.labels.p50, stroke: COLORS[0], width: 2, spanGaps: true, scale: 's' },
-            { label: series.labels.p95, stroke: COLORS[2], width: 2, spanGaps: true, scale: 's' },
+            { label: series.labels.time },
+            { label: series.labels.p50, stroke: COLORS[0], width: 2, spanGaps: true, scale: 's', points: { show: true, size: 5 } },
+            { label: series.labels.p95, stroke: COLORS[2], width: 2, spanGaps: true, scale: 's', points: { show: true, size: 5 } },
             { label: series.labels.failures, stroke: COLORS[3], fill: 'rgba(207,34,46,0.15)', scale: 'n', paths: uPlot.paths.bars({ size: [0.6, 24] }) },
           ],
           axes: [{}, { scale: 's', label: series.labels.seconds }, { scale: 'n', side: 1, grid: { show: false } }],

@@ -33,6 +33,7 @@ def people(browser, live_site, live_env):
 
 def test_the_dashboard_follows_a_start_and_stops_it(people, live_site, tmp_path):
     admin, student = people
+    admin.context.add_cookies([{"name": "django_language", "value": "en", "url": live_site}])
     log_in(admin, live_site, "ada")
     admin.goto(f"{live_site}/hosts/")
     admin.wait_for_selector("article.dash-host[data-host=local-docker]")
@@ -50,7 +51,10 @@ def test_the_dashboard_follows_a_start_and_stops_it(people, live_site, tmp_path)
     admin.screenshot(path=str(tmp_path / "dashboard-en.png"), full_page=True)
     admin.click(f"{row} button")
     admin.wait_for_selector(".messages .message", timeout=10_000)
-    wait_text(student, "[data-role=state]", "Stopped", timeout=30_000)
+    student.wait_for_function(
+        "() => ['stopping', 'stopped'].includes(window.LabSite.controller.session.state)",
+        timeout=30_000,
+    )
 
     admin.set_viewport_size({"width": 390, "height": 844})
     admin.context.add_cookies([{"name": "django_language", "value": "zh-hans", "url": live_site}])
