@@ -50,7 +50,10 @@ class PrivateDockerd:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self, timeout: float = 60) -> None:
+    def start(self, timeout: float = 60, extra_args: tuple[str, ...] = ()) -> None:
+        """Start dockerd (``extra_args`` are added to its command line: another ``-H``, TLS);
+        a restart keeps the ones given first."""
+        self.extra_args = extra_args or getattr(self, "extra_args", ())
         namespace = f"labsite-faults-{self.token}"
         args = [
             "nsenter", f"--net=/run/netns/{self.netns}", "dockerd",
@@ -60,19 +63,27 @@ class PrivateDockerd:
             "--storage-driver=overlay2",
             "--containerd-namespace", namespace,
             "--containerd-plugins-namespace", f"{namespace}-plugins",
+            *self.extra_args,
         ]  # fmt: skip
-        with self.log.open("a") as log:
-            # nsenter execs dockerd: this process *is* the engine.
-            self.process = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
-            )
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the private dockerd exited:\n{self.log_tail()}")
-            if self.answers():
-                return
-            time.sleep(0.2)
+        for attempt in range(3):
+            with self.log.open("a") as log:
+                # nsenter execs dockerd: this process *is* the engine.
+                self.process = subprocess.Popen(
+                    args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+                )
+            while time.monotonic() < deadline and self.process.poll() is None:
+                if self.answers():
+                    return
+                time.sleep(0.2)
+            if self.process.poll() is None:
+                break
+            # On a busy machine (the VM suite runs beside this one) dockerd gives up when its
+            # containerd answers in more than a second: what it started goes, then once more.
+            self._end_leftovers()
+            time.sleep(1 + attempt)
+        if self.process.poll() is not None:
+            raise RuntimeError(f"the private dockerd exited:\n{self.log_tail()}")
         raise RuntimeError(f"the private dockerd did not answer in {timeout} s:\n{self.log_tail()}")
 
     def stop(self, timeout: float = 60) -> None:
@@ -87,6 +98,23 @@ class PrivateDockerd:
             self.process.kill()
             self.process.wait(timeout=30)
             raise RuntimeError(f"the private dockerd ignored SIGTERM:\n{self.log_tail()}") from None
+
+    def link_to_host(self, subnet: int) -> tuple[str, str]:
+        """A veth pair from this machine into the engine's namespace: (the host's address,
+        the engine's), 10.250.<subnet>.1 and .2, so it can listen on TCP as a remote host."""
+        outside, inside = f"lt{self.token}h", f"lt{self.token}n"
+        host_ip, engine_ip = f"10.250.{subnet}.1", f"10.250.{subnet}.2"
+        for command in (
+            ["ip", "link", "add", outside, "type", "veth", "peer", "name", inside,
+             "netns", self.netns],
+            ["ip", "addr", "add", f"{host_ip}/30", "dev", outside],
+            ["ip", "link", "set", outside, "up"],
+            ["ip", "-n", self.netns, "addr", "add", f"{engine_ip}/30", "dev", inside],
+            ["ip", "-n", self.netns, "link", "set", inside, "up"],
+            ["ip", "-n", self.netns, "link", "set", "lo", "up"],
+        ):  # fmt: skip
+            subprocess.run(command, check=True, capture_output=True)
+        return host_ip, engine_ip
 
     def answers(self) -> bool:
         try:

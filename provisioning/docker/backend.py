@@ -41,7 +41,7 @@ from provisioning.base import (
 )
 from provisioning.docker import config
 from provisioning.docker.exec_output import read_exec_output
-from provisioning.docker.stream import HijackError, open_exec_stream
+from provisioning.docker.stream import HijackError, open_exec_stream, tls_context
 from provisioning.docker.terminal import DockerTerminal
 from provisioning.docker.tools import ensure_tools
 from provisioning.executor import BlockingCalls
@@ -82,6 +82,7 @@ class DockerBackend:
         self.base_url = base_url
         #: tcp:// engines are reached with TLS client certificates (dockerd --tlsverify).
         self._tls = (tls_ca, tls_cert, tls_key)
+        self._stream_context = None
         self.isolate_host = isolate_host
         self.interactive = BlockingCalls("docker-io", max_workers)
         self.checks = BlockingCalls("docker-check", check_workers)
@@ -114,7 +115,7 @@ class DockerBackend:
             # SDK reports an engine that does not answer then as a bare DockerException.
             try:
                 self._api = await self._call(
-                    docker.APIClient, base_url=self.base_url, version="auto", timeout=120,
+                    _EngineClient, base_url=self.base_url, version="auto", timeout=120,
                     **self._connection_options(),
                 )  # fmt: skip
             except docker.errors.DockerException as exc:
@@ -122,6 +123,11 @@ class DockerBackend:
                     "The lab servers cannot be reached.", detail=f"{self.base_url}: {exc}"
                 ) from exc
         return self._api
+
+    def _stream_tls(self):
+        if self._stream_context is None and any(self._tls):
+            self._stream_context = tls_context(*self._tls)
+        return self._stream_context
 
     def _connection_options(self) -> dict:
         if self.base_url.startswith("ssh://"):
@@ -223,7 +229,9 @@ class DockerBackend:
             raise SandboxError("The sandbox is not running.", detail=_explain(exc)) from exc
         exec_id = created["Id"]
         try:
-            reader, writer = await open_exec_stream(self.base_url, api.api_version, exec_id)
+            reader, writer = await open_exec_stream(
+                self.base_url, api.api_version, exec_id, tls=self._stream_tls()
+            )
             tty_line = await asyncio.wait_for(reader.readline(), timeout=10)
         except (HijackError, OSError, TimeoutError) as exc:
             raise HostUnavailable(
@@ -467,7 +475,7 @@ class DockerBackend:
         began = time.monotonic()
         try:
             reader, writer = await open_exec_stream(
-                self.base_url, api.api_version, created["Id"], tty=False
+                self.base_url, api.api_version, created["Id"], tty=False, tls=self._stream_tls()
             )
         except (HijackError, OSError) as exc:
             raise HostUnavailable("The check could not be started.", detail=str(exc)) from exc
@@ -540,3 +548,17 @@ def _status(state: str) -> SandboxStatus:
 def _explain(exc: docker.errors.APIError) -> str:
     message = exc.explanation or str(exc)
     return message if isinstance(message, str) else str(message)
+
+
+class _EngineClient(docker.APIClient):
+    """An engine's API client that takes nothing from the process's environment: requests
+    lets REQUESTS_CA_BUNDLE replace the CA a TLS engine is verified with (psf/requests#3829,
+    set on many servers), and HTTP proxies are never the way to a Docker Engine."""
+
+    @property
+    def trust_env(self) -> bool:
+        return False
+
+    @trust_env.setter
+    def trust_env(self, value: bool) -> None:
+        pass

@@ -3,18 +3,20 @@ network namespace, socket, data root and bridge) behind the site's placement: se
 spread across them, a drained engine gets none, a full pool queues the student and starts
 them when a place frees, a lab that needs a label lands only where it is, and an engine
 killed outright has its sessions ended after the grace period while new starts land on
-the other."""
+the other. And an engine reached as a remote one is, over TCP with TLS client certificates."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 
 import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 
 from apps.hosts.models import Health, Host, Pool
-from apps.sessions import runner, services
+from apps.sessions import runner, sandbox, services
 from apps.sessions.engines import close_backends
 from apps.sessions.models import EndReason, LabSession, State
 from apps.sessions.reconciler import Reconciler
@@ -87,9 +89,8 @@ async def press_start(user, lab) -> LabSession:
 
 
 async def reload(session) -> LabSession:
-    return await database_sync_to_async(LabSession.objects.select_related("host").get)(
-        pk=session.pk
-    )
+    rows = LabSession.objects.select_related("host", "owner", "lab__module")
+    return await database_sync_to_async(rows.get)(pk=session.pk)
 
 
 def sandboxes_on(engine: PrivateDockerd) -> list:
@@ -175,3 +176,81 @@ async def test_a_killed_engine_loses_its_sessions_after_the_grace_and_starts_go_
     assert [(await reload(s)).state for s in on_alive] == [State.RUNNING] * 2
     (late,) = await students(1, "late")
     assert (await press_start(late, hello_lab)).host.name == "engine-1"
+
+
+def _certificates(directory, engine_ip: str) -> dict[str, str]:
+    """A CA, a server certificate for ``engine_ip`` and a client certificate, as an admin
+    makes them for dockerd --tlsverify (docs/deployment.md)."""
+    directory.mkdir()
+
+    def run(*args: str) -> None:
+        subprocess.run(args, check=True, capture_output=True, cwd=directory)
+
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca-key.pem",
+        "-out", "ca.pem", "-days", "1", "-subj", "/CN=labsite test CA")  # fmt: skip
+    for name, usage in (("server", "serverAuth"), ("client", "clientAuth")):
+        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}-key.pem",
+            "-out", f"{name}.csr", "-subj", f"/CN={name}")  # fmt: skip
+        ext = directory / f"{name}.ext"
+        ext.write_text(f"subjectAltName=IP:{engine_ip}\nextendedKeyUsage={usage}\n")
+        run("openssl", "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey",
+            "ca-key.pem", "-CAcreateserial", "-out", f"{name}.pem", "-days", "1",
+            "-extfile", ext.name)  # fmt: skip
+    return {n: str(directory / n) for n in ("ca.pem", "server.pem", "server-key.pem",
+                                               "client.pem", "client-key.pem")}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tls_engine():
+    """A Docker Engine reached only as a remote one is: over TCP with TLS client
+    certificates, through a veth pair into its own network namespace."""
+    engine = PrivateDockerd()
+    try:
+        _host_ip, engine_ip = engine.link_to_host(200 + os.getpid() % 50)
+        certs = _certificates(engine.root / "tls", engine_ip)
+        engine.tcp_url = f"tcp://{engine_ip}:2376"
+        engine.certs = certs
+        engine.start(extra_args=(
+            "-H", engine.tcp_url, "--tlsverify", "--tlscacert", certs["ca.pem"],
+            "--tlscert", certs["server.pem"], "--tlskey", certs["server-key.pem"],
+        ))  # fmt: skip
+        engine.load_busybox_image(*LAB_IMAGE)
+        yield engine
+    finally:
+        engine.destroy()
+
+
+async def test_a_remote_engine_over_tls_runs_sessions_and_checks(tls_engine, hello_lab):
+    host = await database_sync_to_async(_tls_host)(tls_engine, with_client_cert=True)
+    (student,) = await students(1, "tls")
+    session = await press_start(student, hello_lab)
+    assert (session.state, session.host_id) == (State.RUNNING, host.pk)
+    assert len(sandboxes_on(tls_engine)) == 1
+    result = await sandbox.check_step(student, session, 1)  # an exec over the same TLS
+    assert result["passed"] is False and "/root/answers/hello" in result["output"]
+    await Reconciler([host.backend_key]).run_once()
+    host = await database_sync_to_async(Host.objects.get)(pk=host.pk)
+    assert host.health == Health.UP and host.facts["version"]
+
+
+async def test_a_remote_engine_refusing_the_site_is_shown_down_with_the_reason(
+    tls_engine, hello_lab
+):
+    host = await database_sync_to_async(_tls_host)(tls_engine, with_client_cert=False)
+    await Reconciler([host.backend_key]).run_once()
+    host = await database_sync_to_async(Host.objects.get)(pk=host.pk)
+    assert host.health == Health.DOWN
+    assert "cannot be reached" in host.last_error and tls_engine.tcp_url[6:] in host.last_error
+
+
+def _tls_host(engine, with_client_cert: bool) -> Host:
+    Host.objects.all().delete()
+    pool, _ = Pool.objects.get_or_create(name="default")
+    certs = engine.certs
+    return Host.objects.create(
+        pool=pool, name="remote-tls", engine="docker", backend="docker",
+        endpoint=engine.tcp_url, tls_ca=certs["ca.pem"],
+        tls_cert=certs["client.pem"] if with_client_cert else "",
+        tls_key=certs["client-key.pem"] if with_client_cert else "",
+        health=Health.UP,
+    )  # fmt: skip

@@ -53,6 +53,7 @@ def value(samples: dict, name: str, **labels: str) -> float:
 def test_nobody_may_scrape_when_neither_token_nor_networks_are_configured(client, settings):
     settings.LABSITE_METRICS_TOKEN = ""
     settings.LABSITE_METRICS_ALLOW = []
+    client.cookies["django_language"] = "en"
 
     for response in (
         client.get("/metrics", REMOTE_ADDR="127.0.0.1"),
