@@ -28,12 +28,13 @@ from apps.teaching import watching
 from apps.terminals import protocol
 from apps.terminals.inbound import control_message, fresh_user
 from apps.terminals.watching import TabBroadcast, watch_changed
+from labsite.prompt_db import PromptDispatch, prompt_db
 from provisioning.base import TERMINAL_TAKEN
 
 log = logging.getLogger(__name__)
 
 
-class SessionConsumerMixin:
+class SessionConsumerMixin(PromptDispatch):
     """Find the session in the URL and check that the connected user may see it."""
 
     async def authorise(self) -> LabSession | None:
@@ -41,10 +42,10 @@ class SessionConsumerMixin:
         session_id = self.scope["url_route"]["kwargs"]["session_id"]
         if user is None or not user.is_authenticated:
             return await self.refuse(protocol.UNAUTHENTICATED, "not logged in", session_id)
-        session = await database_sync_to_async(_load)(session_id)
+        session = await prompt_db(_load)(session_id)
         if session is None:
             return await self.refuse(protocol.NOT_FOUND, "no such session", session_id)
-        if not await database_sync_to_async(services.can_view)(user, session):
+        if not await prompt_db(services.can_view)(user, session):
             return await self.refuse(protocol.FORBIDDEN, "not the owner", session_id)
         # Logging out, deactivation or leaving a class reach open sockets through these;
         # Channels leaves the groups in ``self.groups`` on disconnect.
@@ -86,15 +87,6 @@ class TerminalConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
     recorder: Recorder | None = None
     broadcast: TabBroadcast | None = None
     pump: asyncio.Task | None = None
-
-    async def dispatch(self, message) -> None:
-        # Channels closes stale database connections before *every* message, a hop through
-        # the process's one sync thread; a keystroke or an ack touches no database (the
-        # throttled activity write closes its own), so they skip it. Measured in bench/.
-        if message["type"] == "websocket.receive":
-            await self.websocket_receive(message)
-        else:
-            await super().dispatch(message)
 
     async def connect(self) -> None:
         await self.accept()

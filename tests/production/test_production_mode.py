@@ -7,6 +7,7 @@ student can press Start on six different container labs at once (the limit races
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -438,3 +439,110 @@ def test_metrics_need_the_token_and_parse_as_prometheus_text(cluster):
         assert {"labsite_sessions", "labsite_sessions_queued", "labsite_host_up"} <= set(families)
         hosts = {s.labels["host"] for s in families["labsite_host_up"].samples}
         assert "local-docker" in hosts
+
+
+STORM = 50
+STORM_SETUP = """
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.backends.db import SessionStore
+from apps.accounts.models import ApiToken
+from apps.accounts.roles import assign_role, Role
+from apps.hosts.models import Host
+Host.objects.filter(engine="docker").update(max_sessions=500)
+for i in range({n}):
+    user = get_user_model().objects.create_user(f"storm{{i:02d}}", password="x")
+    assign_role(user, Role.STUDENT)
+    _, token = ApiToken.issue(user, "storm")
+    session = SessionStore()
+    session["_auth_user_id"] = str(user.pk)
+    session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+    session["_auth_user_hash"] = user.get_session_auth_hash()
+    session.create()
+    print(user.username, token, session.session_key)
+"""
+
+
+def test_a_storm_of_fifty_starts_through_the_proxy_drops_nobody(cluster):
+    """Fifty students press Start at the same instant, through the proxy, and each does
+    what the lab page does: the events socket until running, then the terminal socket until
+    the prompt. Every one of them must get there (how fast is bench/starts.py's business)."""
+    done = subprocess.run(
+        [*MANAGE, "shell", "-c", STORM_SETUP.format(n=STORM)], env=cluster.env, check=True,
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    students = [line.split() for line in done.stdout.splitlines() if line.startswith("storm")]
+    assert len(students) == STORM
+    lab_id = _hello_id(cluster)
+    started: dict[str, str] = {}  # token -> session id
+    results = asyncio.run(_storm(cluster.proxy_url, lab_id, students, started))
+    failed = [r for r in results if r is not True]
+    try:
+        assert not failed, f"{len(failed)} of {STORM} never reached a prompt: {failed[:5]}"
+    finally:
+        asyncio.run(_stop_all(cluster.proxy_url, started))
+
+
+def _hello_id(cluster: Cluster) -> int:
+    script = "from apps.courses.models import Lab; print(Lab.objects.get(slug='hello').pk)"
+    done = subprocess.run([*MANAGE, "shell", "-c", script], env=cluster.env, check=True,
+                          cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    return int(done.stdout.strip().splitlines()[-1])
+
+
+def _api(base: str, token: str, method: str, path: str) -> dict:
+    request = urllib.request.Request(
+        base + path, data=b"" if method == "POST" else None, method=method,
+        headers={"Authorization": f"Token {token}"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+async def _storm(base: str, lab_id: int, students: list[list[str]], started: dict) -> list:
+    ws_base = base.replace("http://", "ws://")
+    go = asyncio.Event()
+
+    async def one(name: str, token: str, cookie: str):
+        headers = {"Cookie": f"sessionid={cookie}"}
+        try:
+            await go.wait()
+            session = await asyncio.to_thread(
+                _api, base, token, "POST", f"/api/labs/{lab_id}/sessions/"
+            )
+            started[token] = session["id"]
+            async with websockets.connect(
+                f"{ws_base}/ws/sessions/{session['id']}/events/", origin=base,
+                additional_headers=headers, open_timeout=60, ping_interval=None,
+            ) as events:  # fmt: skip
+                while True:
+                    message = json.loads(await asyncio.wait_for(events.recv(), 120))
+                    state = message.get("session", {}).get("state")
+                    if state == "running":
+                        break
+                    if state in ("failed", "stopped", "expired"):
+                        return f"{name}: {state}"
+            async with websockets.connect(
+                f"{ws_base}/ws/sessions/{session['id']}/terminals/1/", origin=base,
+                additional_headers=headers, open_timeout=60, ping_interval=None,
+            ) as terminal:  # fmt: skip
+                seen = b""
+                while b"root@lab" not in seen:
+                    chunk = await asyncio.wait_for(terminal.recv(), 60)
+                    if isinstance(chunk, bytes):
+                        seen = (seen + chunk)[-4096:]
+            return True
+        except Exception as exc:  # each failure is reported with its student
+            return f"{name}: {type(exc).__name__}: {exc}"[:200]
+
+    tasks = [asyncio.create_task(one(*student)) for student in students]
+    await asyncio.sleep(0.2)
+    go.set()  # all at once
+    return await asyncio.gather(*tasks)
+
+
+async def _stop_all(base: str, started: dict[str, str]) -> None:
+    def stop(token: str, session_id: str) -> None:
+        with contextlib.suppress(Exception):
+            _api(base, token, "POST", f"/api/sessions/{session_id}/stop/")
+
+    await asyncio.gather(*(asyncio.to_thread(stop, t, s) for t, s in started.items()))
