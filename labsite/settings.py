@@ -103,7 +103,10 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # redis-py 8 reads with a 5 s socket timeout by default, and channels_redis
+            # blocks 5 s in BZPOPMIN waiting for a message: on a busy process the reply
+            # came a little late and the socket died with 1011 (tests/production's storm).
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]},
         }
     }
 else:

@@ -54,8 +54,8 @@ class HostForm(forms.ModelForm):
 
     def clean_max_cpus(self) -> float:
         value = self.cleaned_data["max_cpus"]
-        if value <= 0:
-            raise forms.ValidationError(_("Give the CPUs this host may give to sandboxes."))
+        if value < 0:
+            raise forms.ValidationError(_("CPUs are 0 (not counted) or more."))
         return value
 
     def clean(self):

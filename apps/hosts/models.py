@@ -62,8 +62,17 @@ class Host(models.Model):
         help_text=_("A draining host takes no new sessions and empties as its sessions end."),
     )  # fmt: skip
     max_sessions = models.PositiveIntegerField(_("sessions at most"), default=50)
-    max_cpus = models.FloatField(_("CPUs for sandboxes"), default=8.0)
-    max_memory_mib = models.PositiveIntegerField(_("memory for sandboxes (MiB)"), default=16384)
+    #: What the labs' limits may add up to (0: not counted). A lab's CPUs and memory are
+    #: limits, not reservations, so a host may well take more than it has.
+    max_cpus = models.FloatField(
+        _("CPUs for sandboxes"),
+        default=0,
+        help_text=_("The sum of the labs' CPU limits; 0: not counted."),
+    )
+    max_memory_mib = models.PositiveIntegerField(
+        _("memory for sandboxes (MiB)"), default=0,
+        help_text=_("The sum of the labs' memory limits; 0: not counted."),
+    )  # fmt: skip
     #: What the host offers that a lab may require: "kvm", "gpu", "runsc"…
     labels = models.JSONField(_("labels"), default=list, blank=True)
     health = models.CharField(

@@ -57,7 +57,8 @@ def place(lab, *, lock: bool = True) -> Placement:
     wanted = set(lab.host_labels or [])
     candidates = hosts.filter(pool__name=lab.pool, enabled=True, draining=False)
     if lock:
-        candidates = candidates.select_for_update()
+        # The hosts' rows alone (the join would lock their pool's row as well).
+        candidates = candidates.select_for_update(of=("self",))
     candidates = [h for h in candidates if wanted <= set(h.labels or [])]
     if not candidates:
         raise NoHostForLab(lab.pool, sorted(wanted))
@@ -85,17 +86,19 @@ def loads_of(host_ids: list[int]) -> dict[int, Load]:
 
 
 def fits(host: Host, load: Load, need: Load) -> bool:
+    """Room for ``need``; a CPU or memory capacity of 0 is not counted."""
     return (
         load.sessions + need.sessions <= host.max_sessions
-        and load.cpus + need.cpus <= host.max_cpus + 1e-9
-        and load.memory_mib + need.memory_mib <= host.max_memory_mib
+        and (not host.max_cpus or load.cpus + need.cpus <= host.max_cpus + 1e-9)
+        and (not host.max_memory_mib or load.memory_mib + need.memory_mib <= host.max_memory_mib)
     )
 
 
 def fullness(host: Host, load: Load, need: Load) -> float:
     """The host's most used resource, as a fraction, once ``need`` is on it."""
-    return max(
-        (load.sessions + need.sessions) / max(host.max_sessions, 1),
-        (load.cpus + need.cpus) / max(host.max_cpus, 1e-9),
-        (load.memory_mib + need.memory_mib) / max(host.max_memory_mib, 1),
-    )
+    used = [(load.sessions + need.sessions) / max(host.max_sessions, 1)]
+    if host.max_cpus:
+        used.append((load.cpus + need.cpus) / host.max_cpus)
+    if host.max_memory_mib:
+        used.append((load.memory_mib + need.memory_mib) / host.max_memory_mib)
+    return max(used)

@@ -109,7 +109,9 @@ def place_queued(limit: int = 50) -> list[LabSession]:
     ):
         with transaction.atomic():
             session = (
-                LabSession.objects.select_for_update()
+                # Only the session's row: locking its lab too would block every Start's
+                # commit, whose foreign-key check shares that row, while this waits for a host.
+                LabSession.objects.select_for_update(of=("self",))
                 .select_related("lab")
                 .filter(pk=session_id, state=State.REQUESTED, backend="")
                 .first()

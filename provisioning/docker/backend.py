@@ -422,11 +422,12 @@ class DockerBackend:
             spec = dataclasses.replace(spec, runtime=None)
         tools = await self._tools_dir()
         while True:
+            with_quota = self._hard_quota is not False
             kwargs = config.container_config(
                 spec,
                 network=network,
                 tools_dir=tools,
-                hard_disk_quota=self._hard_quota is not False,
+                hard_disk_quota=with_quota,
             )
             host_config = api.create_host_config(**kwargs.pop("host_config"))
             try:
@@ -434,7 +435,13 @@ class DockerBackend:
                     api.create_container, host_config=host_config, **kwargs, budget=self.slow
                 )
             except docker.errors.APIError as exc:
-                if self._hard_quota is None and "storage" in _explain(exc).lower():
+                # Fifty starts at once all try the quota before the first one learns there is
+                # none: each that tried it tries again without (the flag may be set already).
+                if (
+                    with_quota
+                    and self._hard_quota is not True
+                    and "storage" in _explain(exc).lower()
+                ):
                     log.info("storage driver has no size quota here; disk use is measured")
                     self._hard_quota = False
                     continue

@@ -76,6 +76,12 @@ def test_cpu_and_memory_count_as_well_as_sessions(pool, hello_lab, django_user_m
     assert third.backend == "" and services.queue_position(third) == 1
 
 
+def test_cpu_and_memory_of_zero_are_not_counted(pool, hello_lab, django_user_model):
+    host(pool, "roomy", max_sessions=40, max_cpus=0, max_memory_mib=0)
+    placed = [start(student(django_user_model, f"s{i}"), hello_lab) for i in range(30)]
+    assert all(s.backend for s in placed)  # 30 half-CPU labs, none queued
+
+
 def test_draining_disabled_and_down_hosts_take_no_new_sessions(pool, hello_lab, django_user_model):
     host(pool, "draining", draining=True)
     host(pool, "off", enabled=False)
