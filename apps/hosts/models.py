@@ -4,6 +4,8 @@ reached through its own remote API (no agent of ours on it). Placement
 
 from __future__ import annotations
 
+import hashlib
+
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -95,8 +97,13 @@ class Host(models.Model):
 
     @property
     def backend_key(self) -> str:
-        """The registry key of this host's backend (apps.sessions.engines)."""
-        return self.backend if not self.endpoint else f"host-{self.pk}"
+        """The registry key of this host's backend (apps.sessions.engines): its id and a
+        digest of its address, so a process that knew an earlier host of that id (or this
+        host before an edit of its address) never reuses a backend made for another."""
+        if not self.endpoint:
+            return self.backend
+        address = "\n".join([self.endpoint, self.tls_ca, self.tls_cert, self.tls_key])
+        return f"host-{self.pk}-{hashlib.sha256(address.encode()).hexdigest()[:10]}"
 
 
 class HostSample(models.Model):

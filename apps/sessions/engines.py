@@ -42,20 +42,20 @@ async def backend_for(key: str) -> Backend:
     if key.startswith("host-") and key not in _host_entries:
         from apps.hosts.models import Host
 
-        host = await database_sync_to_async(Host.objects.filter(pk=key[5:]).first)()
+        pk = key.split("-")[1]
+        host = await database_sync_to_async(Host.objects.filter(pk=pk).first)()
         if host is None:
             raise ImproperlyConfigured(f"no host {key} (it was removed)")
-        register_host(host)
+        # A session made before an edit of the host's address reaches it where it is now.
+        _host_entries[key] = host_entry(host)
+        _backends.pop(key, None)
     return get_backend(key)
 
 
 def register_host(host) -> str:
-    """Make ``host``'s backend known under its key; rebuilt when its address changed."""
+    """Make ``host``'s backend known under its key (which changes with its address)."""
     key = host.backend_key
-    if not host.endpoint:
-        return key
-    entry = host_entry(host)
-    if _host_entries.get(key) != entry:
+    if host.endpoint and _host_entries.get(key) != (entry := host_entry(host)):
         _host_entries[key] = entry
         if old := _backends.pop(key, None):
             log.info("host %s changed; its backend is rebuilt", host.name)

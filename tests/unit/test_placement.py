@@ -174,3 +174,13 @@ def test_an_instructor_sets_the_class_limits_on_the_class_page(client, carol, da
     assert (room.max_running, room.minutes_per_day) == (5, 90)
     page = client.get(f"/classes/{room.pk}/").content.decode()
     assert 'name="minutes_per_day" value="90"' in page
+
+
+def test_a_new_host_that_gets_an_old_id_gets_a_backend_of_its_own(pool):
+    """SQLite gives a removed host's id to the next one: a process that cached the first
+    host's backend must not reach the second through it."""
+    first = host(pool, "first", endpoint="tcp://10.0.0.1:2376")
+    key, pk = first.backend_key, first.pk
+    first.delete()
+    second = host(pool, "second", endpoint="unix:///run/other.sock", id=pk)
+    assert second.pk == pk and second.backend_key != key
