@@ -229,6 +229,7 @@ async def test_a_remote_engine_over_tls_runs_sessions_and_checks(tls_engine, hel
     result = await sandbox.check_step(student, session, 1)  # an exec over the same TLS
     assert result["passed"] is False and "/root/answers/hello" in result["output"]
     await Reconciler([host.backend_key]).run_once()
+    await runner.wait_idle()  # the host's facts are written by a task of that pass
     host = await database_sync_to_async(Host.objects.get)(pk=host.pk)
     assert host.health == Health.UP and host.facts["version"]
 
@@ -238,6 +239,7 @@ async def test_a_remote_engine_refusing_the_site_is_shown_down_with_the_reason(
 ):
     host = await database_sync_to_async(_tls_host)(tls_engine, with_client_cert=False)
     await Reconciler([host.backend_key]).run_once()
+    await runner.wait_idle()
     host = await database_sync_to_async(Host.objects.get)(pk=host.pk)
     assert host.health == Health.DOWN
     assert "cannot be reached" in host.last_error and tls_engine.tcp_url[6:] in host.last_error
