@@ -343,3 +343,27 @@ def test_a_bad_attempts_line_is_refused_with_its_line(content, value):
     )
     message = refused(content)
     assert "01-write.md:3" in message and "attempts must be a whole number from 1 to 20" in message
+
+
+@pytest.mark.parametrize(
+    ("path", "old", "new", "problem"),
+    [
+        ("testcourse/01-basics/module.yaml", "title_en: Basics\n", "", "'title_en' is required"),
+        (
+            "testcourse/01-basics/module.yaml",
+            "summary_en: The first module.",
+            "",
+            "'summary_en' is required",
+        ),
+        (f"{HELLO}/lab.yaml", "title_en: Hello, container\n", "", "'title_en' is required"),
+        (f"{HELLO}/steps/01-write.md", "<!-- title_en: Write a file -->\n", "", "English title"),
+    ],
+    ids=["module-title", "module-summary", "lab-title", "step-title"],
+)
+def test_a_module_lab_or_step_without_its_english_title_is_refused(
+    content, path, old, new, problem
+):
+    """The English interface never falls back to Chinese titles: the loader refuses the file."""
+    edit(content / path, old, new)
+    message = refused(content)
+    assert path.split("/")[-1] in message and problem in message
