@@ -11,20 +11,43 @@ and after as Channels does."""
 
 from __future__ import annotations
 
+import functools
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from channels.auth import AuthMiddleware, get_user
 from channels.db import DatabaseSyncToAsync
 from channels.sessions import CookieMiddleware, SessionMiddleware
+from django.db import OperationalError
 
 #: Threads for those reads, each holding at most one database connection.
 WORKERS = 8
 _executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="db-prompt")
+LOCKED_RETRIES = 250
 
 
 def prompt_db(func):
     """``database_sync_to_async`` on the prompt pool: for short reads only."""
-    return DatabaseSyncToAsync(func, thread_sensitive=False, executor=_executor)
+    return DatabaseSyncToAsync(_patient(func), thread_sensitive=False, executor=_executor)
+
+
+def _patient(func):
+    """SQLite's in-memory database shared between connections (the test suite's) locks a
+    whole table while another connection writes to it, and says so at once instead of
+    waiting; a read here waits its turn (a file database in WAL mode never gets there)."""
+
+    @functools.wraps(func)
+    def call(*args, **kwargs):
+        for attempt in range(LOCKED_RETRIES + 1):
+            try:
+                return func(*args, **kwargs)
+            except OperationalError as exc:
+                if "locked" not in str(exc) or attempt == LOCKED_RETRIES:
+                    raise
+                time.sleep(0.02)
+        raise AssertionError("unreachable")
+
+    return call
 
 
 class PromptAuthMiddleware(AuthMiddleware):

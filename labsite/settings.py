@@ -91,8 +91,12 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL and immediate transactions let the web process and the reconciler write side by side.
+    # read_uncommitted matters only to an in-memory database shared between connections (the
+    # test suite's), where a reader would otherwise lock a table against every writer at once.
     DATABASES["default"]["OPTIONS"] = {
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "init_command": (
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA read_uncommitted=true;"
+        ),
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }

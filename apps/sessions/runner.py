@@ -159,7 +159,8 @@ async def provision(session_id) -> None:
         engine_id=box.engine_id,
         started_at=now,
         last_activity_at=now,
-        expires_at=now + session.time_limit(),
+        # A Reset's new sandbox keeps the deadline it was given (services.reset).
+        expires_at=session.expires_at or now + session.time_limit(),
         progress_percent=100,
         progress_message="",
     )

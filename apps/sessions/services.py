@@ -57,9 +57,9 @@ def start_session(user, lab: Lab) -> tuple[LabSession, bool]:
                 lab=lab,
                 host=placed.host,
                 backend=_backend_key(lab, placed),
-                progress_message=_("Waiting for a free place on the lab servers")
-                if placed.queued
-                else _("Waiting for a free slot"),
+                # Nothing to say until the start says something (a queued session's
+                # place in the queue is said by the serializer).
+                progress_message="",
                 steps=steps_snapshot(lab),
             )
             session.sandbox_name = sandbox_name(session)
@@ -126,7 +126,7 @@ def place_queued(limit: int = 50) -> list[LabSession]:
                 continue
             session.host = where.host
             session.backend = _backend_key(session.lab, where)
-            session.progress_message = _("Waiting for a free slot")
+            session.progress_message = ""
             session.save(update_fields=["host", "backend", "progress_message", "updated_at"])
             placed.append(session)
     return placed
@@ -216,11 +216,16 @@ def extend(session: LabSession) -> LabSession:
 
 
 def reset(session: LabSession) -> LabSession:
-    """Replace the sandbox with a fresh one: the old session stops, a new one starts."""
+    """Replace the sandbox with a fresh one: the old session stops, a new one starts. The
+    new one keeps the old one's deadline and extensions: a Reset is a clean sandbox, not
+    more time (or it would sidestep the extension limit)."""
     with transaction.atomic():
+        deadline, extensions = session.expires_at, session.extensions
         if not request_stop(session, EndReason.RESET):
             raise LabError("not_running", _("This lab is not running."), 409)
         new, _created = start_session(session.owner, session.lab)
+        LabSession.objects.filter(pk=new.pk).update(expires_at=deadline, extensions=extensions)
+        new.expires_at, new.extensions = deadline, extensions
     return new
 
 

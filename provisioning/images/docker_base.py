@@ -24,7 +24,7 @@ SUITE = "bookworm"
 #: What a student expects in a lab shell, plus tmux, which keeps shells alive across reconnects.
 PACKAGES = (
     "bash", "bash-completion", "procps", "iproute2", "iputils-ping", "util-linux", "less",
-    "vim-tiny", "nano", "curl", "ca-certificates", "tmux", "netcat-openbsd", "psmisc",
+    "vim", "htop", "nano", "curl", "ca-certificates", "tmux", "netcat-openbsd", "psmisc",
     "strace", "jq", "file", "locales",
 )  # fmt: skip
 #: Shell niceties for the student: a coloured prompt, UTF-8, tmux without a status bar.

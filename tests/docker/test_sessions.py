@@ -127,6 +127,21 @@ async def test_reset_gives_a_fresh_container(alice, hello_lab, docker_client):
     assert [c.name for c in containers(docker_client)] == [new.sandbox_name]
 
 
+async def test_reset_keeps_the_clock_and_the_extensions_used(alice, hello_lab, settings):
+    """A Reset is a clean sandbox, not more time: otherwise it would sidestep Extend's limit."""
+    settings.LABSITE_MAX_EXTENSIONS = 1
+    session = await start_lab(alice, hello_lab)
+    client = await client_for(alice)
+    assert (await client.post(f"/api/sessions/{session.pk}/extend/")).status_code == 200
+    before = await reload(session)
+    response = await client.post(f"/api/sessions/{session.pk}/reset/")
+    await runner.wait_idle()
+    new = await database_sync_to_async(LabSession.objects.get)(pk=response.json()["id"])
+    assert new.state == State.RUNNING
+    assert (new.expires_at, new.extensions) == (before.expires_at, 1)
+    assert (await client.post(f"/api/sessions/{new.pk}/extend/")).status_code == 409
+
+
 async def test_session_limit_per_student(alice, hello_lab, course, settings):
     settings.LABSITE_MAX_ACTIVE_SESSIONS = 1
     await start_lab(alice, hello_lab)
