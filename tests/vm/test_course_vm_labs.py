@@ -46,6 +46,16 @@ async def test_vm_lab_checks_fail_before_and_pass_after_each_solution(
     await asyncio.to_thread(site_template, lab.environment, settings)
     settings.LABSITE_START_TIMEOUT = {**settings.LABSITE_START_TIMEOUT, "vm": START_TIMEOUT}
     report = await validate_lab(lab, check_timeout=CHECK_TIMEOUT, solve_timeout=SOLVE_TIMEOUT)
-    assert report.ok, f"lab {lab.slug} is broken:\n" + "\n".join(report.problems)
+    assert report.ok, (
+        f"lab {lab.slug} is broken:\n"
+        + "\n".join(report.problems)
+        + "".join(
+            f"\n--- step {s.number}: check before:\n{s.output_before[-800:]}\n--- solve "
+            f"(exit {s.solve_exit}):\n{s.solve_output[-1500:]}\n"
+            f"--- check after:\n{s.output_after[-800:]}"
+            for s in report.steps
+            if s.problem
+        )
+    )
     checked = [s.number for s in report.steps if s.passed_before is False and s.passed_after]
     assert checked == [s.number for s in lab.steps if s.check_script.strip()]
