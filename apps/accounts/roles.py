@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -29,6 +33,19 @@ def is_instructor(user) -> bool:
 
 def is_admin(user) -> bool:
     return role_of(user) == Role.ADMIN
+
+
+def admin_required(view):
+    """A view for admins: anonymous visitors go to the login page, others get 403."""
+
+    @wraps(view)
+    @login_required
+    def wrapper(request, *args, **kwargs):
+        if not is_admin(request.user):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 def assign_role(user, role: Role) -> None:

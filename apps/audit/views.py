@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-from functools import wraps
-
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.shortcuts import render
 
-from apps.accounts.roles import is_admin
+from apps.accounts.roles import admin_required
 from apps.audit.forms import AuditSearchForm
 from apps.audit.models import AuditEntry
 from apps.sessions.models import LabSession
 
 PER_PAGE = 50
-
-
-def admin_required(view):
-    @wraps(view)
-    @login_required
-    def wrapper(request, *args, **kwargs):
-        if not is_admin(request.user):
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 @admin_required

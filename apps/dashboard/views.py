@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import functools
-
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from apps.accounts.roles import is_admin
+from apps.accounts.roles import admin_required, is_admin
 from apps.audit.log import arecord, record
 from apps.dashboard import figures
 from apps.dashboard.forms import HostForm, PoolForm
@@ -22,18 +19,6 @@ from apps.hosts.models import Host
 from apps.sessions import runner, services
 from apps.sessions.engines import backend_for, register_host
 from apps.sessions.models import ACTIVE_STATES, EndReason, LabSession, State
-
-
-def admins_only(view):
-    @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not is_admin(request.user):
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def _context() -> dict:
@@ -45,18 +30,18 @@ def _context() -> dict:
     }
 
 
-@admins_only
+@admin_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/index.html", _context() | {"pool_form": PoolForm()})
 
 
-@admins_only
+@admin_required
 def live(request: HttpRequest) -> HttpResponse:
     """The page's changing part, fetched every few seconds by dashboard.js."""
     return render(request, "dashboard/_live.html", _context())
 
 
-@admins_only
+@admin_required
 def host_add(request: HttpRequest) -> HttpResponse:
     form = HostForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -70,7 +55,7 @@ def host_add(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/host_form.html", {"form": form, "host": None})
 
 
-@admins_only
+@admin_required
 def host_edit(request: HttpRequest, pk: int) -> HttpResponse:
     host = get_object_or_404(Host, pk=pk)
     form = HostForm(request.POST or None, instance=host)
@@ -84,7 +69,7 @@ def host_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "dashboard/host_form.html", {"form": form, "host": host})
 
 
-@admins_only
+@admin_required
 @require_POST
 def host_drain(request: HttpRequest, pk: int) -> HttpResponse:
     host = get_object_or_404(Host, pk=pk)
@@ -103,7 +88,7 @@ def host_drain(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("dashboard:index")
 
 
-@admins_only
+@admin_required
 @require_POST
 def host_remove(request: HttpRequest, pk: int) -> HttpResponse:
     host = get_object_or_404(Host, pk=pk)
@@ -122,7 +107,7 @@ def host_remove(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("dashboard:index")
 
 
-@admins_only
+@admin_required
 @require_POST
 def pool_add(request: HttpRequest) -> HttpResponse:
     form = PoolForm(request.POST)

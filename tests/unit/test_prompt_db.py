@@ -13,17 +13,9 @@ from channels.testing import WebsocketCommunicator
 
 from apps.sessions.models import LabSession, State
 from apps.terminals import protocol
+from tests.docker.conftest import login_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@database_sync_to_async
-def login_cookie(user) -> str:
-    from django.test import Client
-
-    client = Client()
-    client.force_login(user)
-    return client.cookies["sessionid"].value
 
 
 async def test_a_socket_is_accepted_and_authorised_while_the_sync_thread_is_busy(alice, hello_lab):
