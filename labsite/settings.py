@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "apps.courses",
     "apps.hosts",
     "apps.sessions",
+    "apps.pools",
     "apps.terminals",
     "apps.teaching",
     "apps.authoring",
@@ -189,6 +190,10 @@ LABSITE_EXTEND_MINUTES = envint("LABSITE_EXTEND_MINUTES", 15, minimum=1)
 LABSITE_MAX_EXTENSIONS = envint("LABSITE_MAX_EXTENSIONS", 3)
 LABSITE_CHECK_TIMEOUT = envint("LABSITE_CHECK_TIMEOUT", 10, minimum=1)
 LABSITE_RECONCILE_SECONDS = envint("LABSITE_RECONCILE_SECONDS", 10, minimum=1)
+#: Warm pools (apps.pools): pool sandboxes in all, over every lab, at most; and how many
+#: of them are started at the same time (refilling stays out of the way of cold starts).
+LABSITE_WARM_POOL_MAX = envint("LABSITE_WARM_POOL_MAX", 100)
+LABSITE_WARM_POOL_PARALLEL = envint("LABSITE_WARM_POOL_PARALLEL", 2, minimum=1)
 #: Terminal tabs a student may open in one session.
 LABSITE_MAX_TABS = envint("LABSITE_MAX_TABS", 4, minimum=1)
 #: Seconds a sandbox may take to start (image build and setup script included) before the

@@ -71,7 +71,10 @@ async def start(request, lab_id: int):
         raise LabError("not_found", _("No such lab."), 404)
     session, created = await database_sync_to_async(services.start_session)(user, lab)
     if created:
-        runner.kick(session.pk, State.REQUESTED)
+        if session.state == State.REQUESTED:
+            runner.kick(session.pk, State.REQUESTED)
+        else:  # a warm pool's sandbox, running already: only the watchers need telling
+            await events.session_changed(session.pk)
         await arecord(user, "session_started", session=session)
     return await _session_response(session, status=201 if created else 200)
 

@@ -34,6 +34,8 @@ class Action(models.TextChoices):
     HOST_REMOVED = "host_removed", _("host removed")
     ACCOUNTS_IMPORTED = "accounts_imported", _("accounts imported")
     QUOTA_CHANGED = "quota_changed", _("class quotas changed")
+    LAB_SCHEDULED = "lab_scheduled", _("class lab scheduled")
+    SCHEDULE_REMOVED = "schedule_removed", _("class lab unscheduled")
 
 
 class AuditEntry(models.Model):

@@ -28,7 +28,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
@@ -36,7 +35,7 @@ from django.utils.translation import gettext as _
 
 from apps.courses.loader import NUMBERED, LabData, StepData
 from apps.sessions.engines import DEFAULT_KEY_FOR_KIND, get_backend
-from apps.sessions.specs import image_for
+from apps.sessions.specs import spec_for
 from provisioning.base import (
     LABEL_LAB,
     LABEL_OWNER,
@@ -44,7 +43,6 @@ from provisioning.base import (
     LABEL_SITE,
     Backend,
     CheckResult,
-    Resources,
     Sandbox,
     SandboxError,
     SandboxSpec,
@@ -182,26 +180,17 @@ def lab_spec(lab: LabData, *, site: str) -> SandboxSpec:
     run = uuid.uuid4().hex[:12]
     module_dir = Path(lab.source_dir).parent.parent.name
     module = match[2] if (match := NUMBERED.match(module_dir)) else module_dir
-    return SandboxSpec(
+    # The same spec a student gets, so the image named after the lab's Dockerfile is the
+    # same too: one built for students is reused here, and one built here serves them.
+    return spec_for(
+        lab,
         name=f"{site}-v{run}",
-        # The site names an image after the lab's Dockerfile: the same name here means a
-        # lab image built for students is reused, and one built here serves them.
-        image=image_for(SimpleNamespace(lab=lab)),  # type: ignore[arg-type]
         labels={
             LABEL_SITE: site,
             LABEL_SESSION: f"validate-{run}",
             LABEL_OWNER: "validator",
             LABEL_LAB: f"{module}/{lab.slug}",
         },
-        resources=Resources(
-            cpus=lab.cpus, memory_mib=lab.memory_mib, pids=lab.pids, disk_mib=lab.disk_mib
-        ),
-        capabilities=tuple(lab.capabilities),
-        network=lab.network,
-        setup_script=lab.setup_script,
-        runtime=lab.runtime or None,
-        hostname="lab",
-        dockerfile=lab.dockerfile,
     )
 
 

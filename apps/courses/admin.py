@@ -44,6 +44,8 @@ class LabAdmin(admin.ModelAdmin):
         "network",
         "setup_script",
         "source_dir",
+        # The file's pool size; an administrator sets another one under Warm pools.
+        "warm_pool",
     )
     inlines = [StepInline]
 

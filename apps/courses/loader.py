@@ -164,6 +164,8 @@ class LabData:
     #: Where it runs: the pool's name, and labels a host must have (``placement:``).
     pool: str = "default"
     host_labels: list[str] = field(default_factory=list)
+    #: Sandboxes kept started ahead of demand (``warm_pool:``; container labs only).
+    warm_pool: int = 0
     steps: list[StepData] = field(default_factory=list)
 
 
@@ -437,6 +439,7 @@ def _read_lab(files: _Files, policy: LabPolicy, path: Path, order: int) -> LabDa
         setup_script=files.optional(path / "setup.sh"),
         source_dir=str(path),
         **_placement(meta.section("placement")),
+        warm_pool=_warm_pool(meta, kind),
     )
     lab.steps = _read_steps(files, path / "steps", lab.status == "ready")
     return lab
@@ -473,6 +476,20 @@ def _placement(place: _Yaml) -> dict[str, Any]:
             "labels", "'labels' must be a list of short lowercase names like [kvm, runsc]"
         )
     return {"pool": pool, "host_labels": sorted(set(labels))}
+
+
+#: A lab file may ask for at most this many pool sandboxes (an admin may set more).
+MAX_WARM_POOL = 200
+
+
+def _warm_pool(meta: _Yaml, kind: str) -> int:
+    """``warm_pool:`` — how many sandboxes to keep started so that Start is instant."""
+    size = meta.number("warm_pool", 0, int, low=-1)
+    if size and kind != "container":
+        raise meta.error("warm_pool", "only container labs have warm pools (a vm lab boots)")
+    if size > MAX_WARM_POOL:
+        raise meta.error("warm_pool", f"'warm_pool' must be at most {MAX_WARM_POOL}")
+    return size
 
 
 def _capabilities(meta: _Yaml, policy: LabPolicy) -> list[str]:

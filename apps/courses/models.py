@@ -117,6 +117,9 @@ class Lab(models.Model):
     #: The pool of hosts it runs on (a hosts.Pool's name) and the labels a host must have.
     pool = models.CharField(_("pool"), max_length=100, default="default")
     host_labels = models.JSONField(_("required host labels"), default=list, blank=True)
+    #: Sandboxes kept started so that Start is instant (lab.yaml's ``warm_pool``; an admin's
+    #: pools.PoolSize replaces it, a class's scheduled lab raises it).
+    warm_pool = models.PositiveSmallIntegerField(_("warm pool size"), default=0)
 
     class Meta:
         ordering = ["module", "order", "slug"]

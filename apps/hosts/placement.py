@@ -12,6 +12,7 @@ two processes placing at the same instant never both take a host's last place.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db.models import Count, Sum
@@ -73,14 +74,34 @@ def place(lab, *, lock: bool = True) -> Placement:
     return Placement(host=best)
 
 
+#: What else holds room on hosts (the warm pools' sandboxes): each ``(host_ids)`` →
+#: {host id: Load}, added to the sessions'. Registered in the owning app's ready().
+OTHER_LOADS: list[Callable[[list[int]], dict[int, Load]]] = []
+
+
 def loads_of(host_ids: list[int]) -> dict[int, Load]:
-    """What the sessions on each host hold, by the labs' resources."""
+    """What the sessions (and the other holders) on each host hold, by the labs' resources."""
     from apps.sessions.models import LabSession
 
+    rows = LabSession.objects.filter(host_id__in=host_ids, state__in=HOLDING_STATES)
+    loads = sum_loads(rows)
+    for other in OTHER_LOADS:
+        for host_id, load in other(host_ids).items():
+            have = loads.get(host_id, Load())
+            loads[host_id] = Load(
+                have.sessions + load.sessions,
+                have.cpus + load.cpus,
+                have.memory_mib + load.memory_mib,
+            )
+    return loads
+
+
+def sum_loads(rows) -> dict[int, Load]:
+    """Rows with ``host_id`` and a ``lab``, summed per host."""
     rows = (
-        LabSession.objects.filter(host_id__in=host_ids, state__in=HOLDING_STATES)
-        .values("host_id")
+        rows.values("host_id")
         .annotate(n=Count("id"), cpus=Sum("lab__cpus"), memory=Sum("lab__memory_mib"))
+        .order_by()
     )
     return {r["host_id"]: Load(r["n"], r["cpus"] or 0.0, r["memory"] or 0) for r in rows}
 

@@ -36,6 +36,12 @@ PICKUP_GRACE = timedelta(seconds=5)
 #: so that sessions imports none of them. Each must be cheap when not due and never raise.
 HOUSEKEEPING: list[Callable[[], Awaitable[None]]] = []
 
+#: Other apps that keep sandboxes of their own on the engines (the warm pools) see each
+#: listing of an engine: ``(key, listing, listed_at)`` → the session ids in it that are
+#: theirs, which are then not orphans. They are asked before the sessions are, so a
+#: sandbox handed from a pool to a session in between is found by one or the other.
+LISTING_OBSERVERS: list[Callable[[str, list[Sandbox], object], Awaitable[set[str]]]] = []
+
 
 class Reconciler:
     def __init__(self, backend_keys: list[str] | None = None) -> None:
@@ -106,7 +112,10 @@ class Reconciler:
         listed_at = timezone.now()
         runner.spawn(self.record_host(key, backend, listed_at, hosts))
         by_session = {s.session_id: s for s in found if s.session_id}
-        live = await _live_sessions(key, list(by_session))
+        kept: set[str] = set()
+        for observe in LISTING_OBSERVERS:
+            kept |= await observe(key, found, listed_at)
+        live = kept | await _live_sessions(key, list(by_session))
         for box in found:
             if box.session_id not in live:
                 # Also a sandbox with this site's label but no session label.

@@ -17,7 +17,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from channels.db import database_sync_to_async
@@ -107,26 +107,32 @@ def _update(session_id, only_if: State, **fields) -> bool:
     return bool(rows.update(updated_at=timezone.now(), **fields))
 
 
-async def _hold(session_id, state: State, work: asyncio.Task) -> None:
-    """Renew the lease while ``work`` runs; cancel it if the row left ``state`` (a stop
-    during a start), since nobody wants its result any more."""
+async def _hold(work: asyncio.Task, renew: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Renew the lease while ``work`` runs; cancel it when a renewal fails (the row left
+    its state: a stop during a start), since nobody wants its result any more."""
     while not work.done():
         await asyncio.sleep(RENEW_SECONDS)
-        if not work.done() and not await _renew(session_id, state):
-            log.info("session %s left %s; cancelling its work", session_id, state)
+        if not work.done() and not await renew():
+            log.info("%s: its lease was lost; cancelling its work", what)
             work.cancel()
             return
 
 
-async def _under_lease(session_id, state: State, coro: Awaitable):
+async def under_lease(coro: Awaitable, renew: Callable[[], Awaitable[bool]], what: str):
+    """Await ``coro`` while ``renew()`` keeps a lease alive every RENEW_SECONDS; the work
+    is cancelled as soon as a renewal fails (the row was taken away or changed state)."""
     work = asyncio.ensure_future(coro)
-    holder = asyncio.ensure_future(_hold(session_id, state, work))
+    holder = asyncio.ensure_future(_hold(work, renew, what))
     try:
         return await work
     finally:
         holder.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await holder
+
+
+async def _under_lease(session_id, state: State, coro: Awaitable):
+    return await under_lease(coro, lambda: _renew(session_id, state), f"session {session_id}")
 
 
 # -- start ---------------------------------------------------------------------------------

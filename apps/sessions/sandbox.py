@@ -35,6 +35,7 @@ from provisioning.base import (
     ProgressCallback,
     Sandbox,
     SandboxError,
+    SandboxSpec,
     SandboxStatus,
     Terminal,
 )
@@ -71,6 +72,18 @@ async def start(session: LabSession, on_progress: ProgressCallback) -> Sandbox:
 async def stop(session: LabSession) -> None:
     backend = await backend_for(session.backend)
     await backend.stop(sandbox_of(session))
+
+
+async def start_unclaimed(backend_key: str, spec: SandboxSpec, kind: str) -> Sandbox:
+    """Start a sandbox no session holds yet (a warm pool's), with the same timeouts."""
+    timeout = settings.LABSITE_START_TIMEOUT[kind]
+    backend = await backend_for(backend_key)
+    return await asyncio.wait_for(backend.start(spec, None, timeout=timeout), timeout + 30)
+
+
+async def remove_unclaimed(backend_key: str, box: Sandbox) -> None:
+    backend = await backend_for(backend_key)
+    await backend.stop(box)
 
 
 # -- terminals (the consumer) ------------------------------------------------------------------

@@ -5,6 +5,7 @@ the reconciler is the safety net that acts on anything left behind."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
@@ -51,6 +52,8 @@ def start_session(user, lab: Lab) -> tuple[LabSession, bool]:
             _enforce_limit(user)
             for check in START_CHECKS:
                 check(user, lab)
+            if ready := _claim_ready(user, lab):
+                return _running_from(ready, user, lab), True
             placed = _place(lab)
             session = LabSession.objects.create(
                 owner=user,
@@ -74,6 +77,50 @@ def start_session(user, lab: Lab) -> tuple[LabSession, bool]:
 #: Checks other apps add (teaching's class quotas), run inside the start's transaction;
 #: each raises LabError to refuse. Registered in their AppConfig.ready.
 START_CHECKS: list[Callable[[object, Lab], None]] = []
+
+
+@dataclass(frozen=True)
+class ReadySandbox:
+    """A sandbox already running for ``lab`` that a Start may take (a warm pool's): its
+    id becomes the session's, and its labels already carry that id."""
+
+    id: UUID
+    host: object | None
+    backend: str
+    sandbox_name: str
+    engine_id: str
+
+
+#: Sources of ready sandboxes (the warm pools), asked in order inside the start's
+#: transaction, after the checks: each returns one it has handed over, or None.
+READY_SANDBOXES: list[Callable[[object, Lab], ReadySandbox | None]] = []
+
+
+def _claim_ready(user, lab: Lab) -> ReadySandbox | None:
+    for source in READY_SANDBOXES:
+        if ready := source(user, lab):
+            return ready
+    return None
+
+
+def _running_from(ready: ReadySandbox, user, lab: Lab) -> LabSession:
+    now = timezone.now()
+    return LabSession.objects.create(
+        id=ready.id,
+        owner=user,
+        lab=lab,
+        host=ready.host,
+        backend=ready.backend,
+        state=State.RUNNING,
+        sandbox_name=ready.sandbox_name,
+        engine_id=ready.engine_id,
+        started_at=now,
+        last_activity_at=now,
+        expires_at=now + timedelta(minutes=lab.time_limit_minutes),
+        progress_percent=100,
+        progress_message="",
+        steps=steps_snapshot(lab),
+    )
 
 
 def _place(lab: Lab) -> Placement:

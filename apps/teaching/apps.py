@@ -15,3 +15,8 @@ class TeachingConfig(AppConfig):
 
         if check_class_quotas not in services.START_CHECKS:
             services.START_CHECKS.append(check_class_quotas)
+        from apps.pools import targets
+        from apps.teaching.schedule import class_demand
+
+        if class_demand not in targets.DEMAND_SOURCES:
+            targets.DEMAND_SOURCES.append(class_demand)

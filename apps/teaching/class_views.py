@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 from asgiref.sync import async_to_sync
 from django import forms
@@ -18,7 +19,7 @@ from apps.audit.log import record
 from apps.audit.models import Action
 from apps.sessions import events, services
 from apps.sessions.models import LIVE_STATES, EndReason, LabSession
-from apps.teaching import csv_io
+from apps.teaching import csv_io, schedule
 from apps.teaching.grid import class_grid
 from apps.teaching.models import Classroom
 from apps.teaching.views import _taught_by, instructor_required
@@ -41,8 +42,17 @@ def class_detail(request, pk: int):
             "live_url": f"/ws/classes/{classroom.pk}/live/",
             "labels": _grid_labels(),
             "quotas_form": QuotasForm(instance=classroom),
+            "schedule_form": schedule.ScheduleForm(
+                classroom=classroom, initial={"starts_at": _next_hour()}
+            ),
+            "scheduled": schedule.upcoming(classroom),
         },
     )
+
+
+def _next_hour():
+    now = timezone.localtime()
+    return now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
 
 
 def _grid_labels() -> dict[str, str]:

@@ -65,6 +65,38 @@ class Classroom(models.Model):
         self.save(update_fields=["enrollment_code", "code_expires_at"])
 
 
+class ScheduledLab(models.Model):
+    """A lab the class will do at a set time: its pool is filled ahead of it, so that when
+    everybody presses Start at once, everybody gets a ready sandbox (apps.pools)."""
+
+    classroom = models.ForeignKey(
+        Classroom, on_delete=models.CASCADE, related_name="scheduled_labs",
+        verbose_name=_("class"),
+    )  # fmt: skip
+    lab = models.ForeignKey(
+        "courses.Lab", on_delete=models.CASCADE, related_name="scheduled", verbose_name=_("lab")
+    )
+    starts_at = models.DateTimeField(_("starts at"))
+    #: Ready sandboxes wanted (None: one per student of the class).
+    sandboxes = models.PositiveSmallIntegerField(
+        _("sandboxes"), null=True, blank=True,
+        help_text=_("Leave empty for one per student of the class."),
+    )  # fmt: skip
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", verbose_name=_("scheduled by"),
+    )  # fmt: skip
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["starts_at"]
+        verbose_name = _("scheduled lab")
+        verbose_name_plural = _("scheduled labs")
+
+    def __str__(self) -> str:
+        return f"{self.classroom} · {self.lab} · {self.starts_at:%Y-%m-%d %H:%M}"
+
+
 class Enrollment(models.Model):
     classroom = models.ForeignKey(Classroom, on_delete=models.CASCADE, verbose_name=_("class"))
     student = models.ForeignKey(

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.teaching import class_views, views, watch_views
+from apps.teaching import class_views, schedule, views, watch_views
 
 app_name = "teaching"
 urlpatterns = [
@@ -16,6 +16,8 @@ urlpatterns = [
     ),
     path("<int:pk>/renew/", views.renew_code, name="renew_code"),
     path("<int:pk>/quotas/", class_views.set_quotas, name="quotas"),
+    path("<int:pk>/schedule/", schedule.schedule_lab, name="schedule"),
+    path("<int:pk>/schedule/<int:schedule_id>/remove/", schedule.unschedule_lab, name="unschedule"),
     # The lead's: watching a student's terminal with consent (watch_views.py).
     path("<int:pk>/watch/<uuid:session_id>/", watch_views.watch, name="watch"),
 ]
