@@ -1,6 +1,9 @@
 """Time a VM sandbox's start, phase by phase, for each template.
 
-    python bench/vm_start.py [TEMPLATE ...] [--runs N] [--templates DIR]
+    python bench/vm_start.py [TEMPLATE ...] [--runs N] [--templates DIR] [--restored]
+
+``--restored`` first builds each template's booted snapshot (docs/vm-snapshots.md),
+then times starts restored from it instead of cold boots (column "mode").
 
 Phases (seconds since ``start()`` was called), as LibvirtBackend records them:
 
@@ -40,7 +43,18 @@ RESOURCES = {
     "debian-docker": Resources(cpus=2, memory_mib=2048, disk_mib=4096),
 }
 PHASES = ("prepared", "domain_started", "prompt", "agent", "ready")
-HEADERS = ("template", "virt", "run", "prepare", "domain", "prompt", "agent", "ready", "stop")
+HEADERS = (
+    "template",
+    "virt",
+    "mode",
+    "run",
+    "prepare",
+    "domain",
+    "prompt",
+    "agent",
+    "ready",
+    "stop",
+)
 
 
 async def one_run(backend: LibvirtBackend, template: str, run: int) -> list[str]:
@@ -53,11 +67,13 @@ async def one_run(backend: LibvirtBackend, template: str, run: int) -> list[str]
     )
     sandbox = await backend.start(spec, timeout=600)
     marks = backend.start_timings.get(name, {})
+    mode = backend.start_modes.get(name, "cold")
     stopped = time.monotonic()
     await backend.stop(sandbox)
     stop_s = time.monotonic() - stopped
     cells = [f"{marks[p]:.2f}" if p in marks else "-" for p in PHASES]
-    return [template, backend.virt_type, str(run), *cells, f"{stop_s:.2f}"]
+    mode = mode.split(":")[0]
+    return [template, backend.virt_type, mode, str(run), *cells, f"{stop_s:.2f}"]
 
 
 async def main() -> int:
@@ -65,12 +81,16 @@ async def main() -> int:
     parser.add_argument("templates", nargs="*", default=["tiny", "debian", "debian-docker"])
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--dir", type=Path, default=REPO / "var/vm/templates")
+    parser.add_argument("--restored", action="store_true", help="restore from snapshots")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the backend does")
     args = parser.parse_args()
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     backend = LibvirtBackend(
-        templates_dir=args.dir, overlays_dir=REPO / "var/vm/bench-overlays", site=SITE
+        templates_dir=args.dir,
+        overlays_dir=REPO / "var/vm/bench-overlays",
+        site=SITE,
+        use_snapshots=args.restored,
     )
     rows: list[list[str]] = []
     try:
@@ -82,6 +102,8 @@ async def main() -> int:
             if not (args.dir / template / "template.json").exists():
                 print(f"skipping {template}: not built in {args.dir}", flush=True)
                 continue
+            if args.restored:
+                await backend.build_snapshot(template, RESOURCES.get(template, Resources()))
             for run in range(1, args.runs + 1):
                 rows.append(await one_run(backend, template, run))
                 print("  ".join(rows[-1]), flush=True)

@@ -45,16 +45,20 @@ Choices a reader should know:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import math
+import os
 import shlex
+import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 from uuid import uuid4
 
 import libvirt
@@ -63,6 +67,7 @@ from provisioning.base import (
     CheckResult,
     HostUnavailable,
     ProgressCallback,
+    Resources,
     Sandbox,
     SandboxError,
     SandboxSpec,
@@ -70,9 +75,9 @@ from provisioning.base import (
     SandboxStatus,
     Terminal,
 )
-from provisioning.libvirt import detect, domains, host
+from provisioning.libvirt import detect, domains, host, snapshots
 from provisioning.libvirt.agent import GuestAgent
-from provisioning.libvirt.console import ConsoleHub, ConsoleHubs
+from provisioning.libvirt.console import TAKEN, ConsoleHub, ConsoleHubs
 from provisioning.libvirt.domain_xml import (
     NS_SANDBOX,
     NS_STATE,
@@ -85,6 +90,7 @@ from provisioning.libvirt.domain_xml import (
     ready_xml,
 )
 from provisioning.libvirt.events import ensure_registered
+from provisioning.libvirt.snapshots import Shape, Snapshot, SnapshotStore
 from provisioning.libvirt.startup import (
     BuildSteps,
     Reporter,
@@ -97,8 +103,16 @@ from provisioning.libvirt.templates import VMTemplate, load_template
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: Why a guest is paused when a start died between creating and resuming it.
-_PAUSED_BY_START = (libvirt.VIR_DOMAIN_PAUSED_USER, libvirt.VIR_DOMAIN_PAUSED_STARTING_UP)
+#: Why a guest is paused when a start died between creating (or restoring) and resuming it.
+_PAUSED_BY_START = (
+    libvirt.VIR_DOMAIN_PAUSED_USER,
+    libvirt.VIR_DOMAIN_PAUSED_STARTING_UP,
+    libvirt.VIR_DOMAIN_PAUSED_MIGRATION,  # restored with VIR_DOMAIN_SAVE_PAUSED
+)
+
+
+class _RestoreFailed(Exception):
+    """A restore from a snapshot failed before the guest was usable: boot cold instead."""
 
 
 class LibvirtBackend:
@@ -117,12 +131,20 @@ class LibvirtBackend:
         site: str | None = None,
         console_buffer: int = 64 * 1024,
         kvm_probe_timeout: float = 15.0,
+        snapshots_dir: Path | None = None,
+        use_snapshots: bool = False,
     ) -> None:
         if virt_type not in ("auto", "kvm", "qemu"):
             raise ValueError(f"virt_type must be auto, kvm or qemu, not {virt_type!r}")
         self.uri = uri
         self.templates_dir = Path(templates_dir).resolve()
         self.overlays_dir = Path(overlays_dir).resolve()
+        #: Booted snapshots (snapshots.py): beside the templates unless said otherwise.
+        snapshots_dir = snapshots_dir or self.templates_dir.parent / "snapshots"
+        self.snapshots_dir = Path(snapshots_dir).resolve()
+        #: Restore starts from snapshots; False: every start boots (and none is built).
+        #: Snapshots need the libvirt host's files, so only a local URI uses them.
+        self.use_snapshots = use_snapshots and _local(uri)
         self.site = site
         #: "kvm" or "qemu" once known; "auto" until the first start or detect_virt_type().
         self.virt_type = virt_type
@@ -141,6 +163,11 @@ class LibvirtBackend:
         self._build = BuildSteps(self._call)
         #: Seconds from start() to each phase of the last start of each sandbox (benchmarks).
         self.start_timings: dict[str, dict[str, float]] = {}
+        #: How the last start of each sandbox went: "restored" or "cold: <why>" (admins, bench).
+        self.start_modes: dict[str, str] = {}
+        self._store = SnapshotStore(self.snapshots_dir)
+        self._snapshot_builds: dict[str, asyncio.Task[Snapshot | None]] = {}
+        self._engine: dict[str, str] | None = None
         self.agent = GuestAgent(self._call)
         # libvirt prints every error on stderr besides raising it; the exception is enough.
         libvirt.registerErrorHandler(domains.ignore_error, None)
@@ -252,6 +279,39 @@ class LibvirtBackend:
     async def _create(
         self, spec: SandboxSpec, template: VMTemplate, virt_type: str, report: Reporter
     ) -> Sandbox:
+        """Restore the guest from its template's booted snapshot if there is one; else (or
+        if the restore fails) boot it, and have the snapshot built for the next start."""
+        snapshot, why = None, "snapshots are off"
+        if self.use_snapshots:
+            try:
+                snapshot, why = await self._snapshot_for(spec, template, virt_type)
+            except (OSError, ValueError, libvirt.libvirtError) as exc:
+                log.warning("%s: no snapshot looked up (%s)", spec.name, exc)
+                why = f"snapshot lookup failed: {exc}"
+        if snapshot is not None:
+            try:
+                return await self._make(spec, template, virt_type, report, snapshot)
+            except _RestoreFailed as exc:
+                cause = exc.__cause__
+                if isinstance(cause, HostUnavailable):
+                    raise cause from None
+                why = f"restoring its snapshot failed: {cause}"
+                log.warning("%s: %s; booting it instead", spec.name, why)
+                await self._call(self._store.discard, snapshot)
+                self._want_snapshot(template, self._shape(spec, template, virt_type))
+        log.info("%s: cold boot (%s)", spec.name, why)
+        return await self._make(spec, template, virt_type, report, None, why)
+
+    async def _make(
+        self,
+        spec: SandboxSpec,
+        template: VMTemplate,
+        virt_type: str,
+        report: Reporter,
+        snapshot: Snapshot | None,
+        why: str = "",
+    ) -> Sandbox:
+        """Make the guest: booted from the template, or restored from ``snapshot``."""
         name = spec.name
         overlay = self.overlays_dir / f"{name}.qcow2" if template.disk else None
         console_log = self.overlays_dir / f"{name}.console.log"
@@ -261,39 +321,246 @@ class LibvirtBackend:
             network=network or "", console_log=str(console_log),
         )  # fmt: skip
         conn = await self._connection()
+        restoring = snapshot is not None
         try:
             report(5, "preparing the VM's disk")
             await self._call(host.make_dir, self.overlays_dir)
-            if template.disk is not None and overlay is not None:
+            base = snapshot.disk if snapshot is not None else template.disk
+            if base is not None and overlay is not None:
                 size = max(spec.resources.disk_mib, template.disk_mib)
-                await self._build.run(name, host.make_overlay, template.disk, overlay, size)
+                await self._build.run(name, host.make_overlay, base, overlay, size)
             if network is not None:
                 await self._build.run(name, host.ensure_network, conn, network)
-            config = DomainConfig(
-                name=name, virt_type=virt_type, vcpus=max(1, math.ceil(spec.resources.cpus)),
-                memory_mib=spec.resources.memory_mib, kernel=template.kernel,
-                initrd=template.initrd, meta=meta, disk=overlay, network=network,
-                cmdline=f"{template.cmdline} systemd.hostname={spec.hostname}",
-                console_log=console_log, uuid=str(uuid4()),
-            )  # fmt: skip
-            report(10, f"starting the VM ({virt_type})")
-            report.mark("prepared")
-            xml = domain_xml(config)
-            paused = libvirt.VIR_DOMAIN_START_PAUSED
-            dom = await self._build.run(name, conn.createXML, xml, paused)
-            await self._build.run(name, conn.defineXML, xml)  # persistent: EXITED, not gone
-            await self._hub_for(conn, dom, name)
+            uuid = str(uuid4())
+            if snapshot is None:
+                config = DomainConfig(
+                    name=name, virt_type=virt_type,
+                    vcpus=max(1, math.ceil(spec.resources.cpus)),
+                    memory_mib=spec.resources.memory_mib, kernel=template.kernel,
+                    initrd=template.initrd, meta=meta, disk=overlay, network=network,
+                    cmdline=f"{template.cmdline} systemd.hostname={spec.hostname}",
+                    console_log=console_log, uuid=uuid,
+                )  # fmt: skip
+                report(10, f"starting the VM ({virt_type})")
+                report.mark("prepared")
+                xml = domain_xml(config)
+                paused = libvirt.VIR_DOMAIN_START_PAUSED
+                dom = await self._build.run(name, conn.createXML, xml, paused)
+                await self._build.run(name, conn.defineXML, xml)  # persistent: EXITED, not gone
+            else:
+                report(10, f"restoring the VM from its snapshot ({virt_type})")
+                report.mark("prepared")
+                image = await self._call(snapshots.read_save_image, snapshot.memory)
+                xml = snapshots.session_xml(
+                    image.xml, name=name, uuid=uuid, meta=meta, disk=overlay,
+                    console_log=console_log, network=network,
+                )  # fmt: skip
+                fifo = self.overlays_dir / f"{name}.restore"
+                paused = libvirt.VIR_DOMAIN_SAVE_PAUSED
+                await self._build.run(name, snapshots.restore, conn, snapshot.memory, fifo, xml,
+                                      paused)  # fmt: skip
+                dom = await self._call(conn.lookupByName, name)
+                await self._build.run(name, conn.defineXML, xml)  # persistent, as a cold one
+            hub = await self._hub_for(conn, dom, name)
             await self._call(dom.resume)
             report.mark("domain_started")
+            if snapshot is not None:
+                await self._refresh(dom, hub, spec, template, report)
+            restoring = False
+            self.start_modes[name] = "restored" if snapshot is not None else f"cold: {why}"
             await self._become_usable(dom, spec, template, report)
         except Exception as exc:  # not CancelledError: the caller then calls stop()
             log.warning("start of %s failed (%s): removing what was made", name, exc)
             await self._remove(name)
+            if restoring:
+                raise _RestoreFailed(str(exc)) from exc
             if isinstance(exc, SandboxError):
                 raise
             raise domains.engine_error("start the VM", exc) from exc
         report(100, "ready")
+        log.info("%s started in %.1f s (%s)", name, report.marks.get("ready", 0),
+                 self.start_modes.get(name))  # fmt: skip
         return Sandbox(name, dom.UUIDString(), dict(spec.labels))
+
+    async def _refresh(
+        self, dom: libvirt.virDomain, hub: ConsoleHub, spec: SandboxSpec, template: VMTemplate,
+        report: Reporter,
+    ) -> None:  # fmt: skip
+        """A restored guest: its clock, host name and randomness set, and a fresh prompt
+        asked for on its console (it was saved at one)."""
+        report(40, "waking the VM up")
+        await snapshots.refresh_guest(self.agent, dom, spec.hostname, snapshots.RESTORE_AGENT_WAIT)
+        report.mark("refreshed")
+        if not hub.usable:
+            return  # a student's terminal took the console: they see the shell as it is
+        try:
+            await hub.write(b"\n")
+        except ConnectionError:
+            return
+        if not await hub.wait_until(template.shows_prompt, 15.0):
+            if hub.closed and hub.ended_reason == TAKEN:
+                return
+            raise SandboxError("The restored VM shows no prompt.")
+
+    # --- booted snapshots ---------------------------------------------------
+
+    def _shape(self, spec: SandboxSpec, template: VMTemplate, virt_type: str) -> Shape:
+        return _shape_of(spec.resources, spec.network, template, virt_type)
+
+    async def _engine_versions(self) -> dict[str, str]:
+        if self._engine is None:
+            conn = await self._connection()
+            self._engine = await self._call(snapshots.engine_versions, conn)
+        return self._engine
+
+    async def _key(self, template: VMTemplate, shape: Shape) -> tuple[str, dict[str, Any]]:
+        fp = await self._call(snapshots.fingerprint, template, shape, await self._engine_versions())
+        return snapshots.key_of(fp), fp
+
+    async def _snapshot_for(
+        self, spec: SandboxSpec, template: VMTemplate, virt_type: str
+    ) -> tuple[Snapshot | None, str]:
+        """The snapshot this start can be restored from, or None and why not (a build of
+        it is then asked for)."""
+        shape = self._shape(spec, template, virt_type)
+        key, fp = await self._key(template, shape)
+        found = await self._call(self._store.find, template.name, key, fp)
+        if found is not None:
+            return found, ""
+        self._want_snapshot(template, shape, key, fp)
+        return None, f"no snapshot {template.name}-{key} yet: building it"
+
+    def _want_snapshot(
+        self, template: VMTemplate, shape: Shape, key: str | None = None,
+        fp: dict[str, Any] | None = None,
+    ) -> asyncio.Task[Snapshot | None]:  # fmt: skip
+        """The background build of the snapshot for ``shape`` (one per key at a time)."""
+        task = self._snapshot_builds.get(key or repr(shape))
+        if task is None or task.done():
+            task = asyncio.ensure_future(self._build_snapshot(template, shape, key, fp))
+            label = key or repr(shape)
+            self._snapshot_builds[label] = task
+            task.add_done_callback(functools.partial(self._snapshot_built, label))
+        return task
+
+    def _snapshot_built(self, label: str, task: asyncio.Task[Snapshot | None]) -> None:
+        if self._snapshot_builds.get(label) is task:
+            del self._snapshot_builds[label]
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.warning("building a snapshot failed: %s %s", exc, getattr(exc, "detail", ""))
+
+    async def build_snapshot(
+        self, image: str, resources: Resources | None = None, network: str = "none",
+        *, within: float = 900.0,
+    ) -> Snapshot:  # fmt: skip
+        """The booted snapshot that starts of ``image`` with ``resources`` and ``network``
+        restore from: built now (and waited for) if missing or stale, or waited for if
+        another process builds it. SandboxError if it cannot be built."""
+        template = await self._call(load_template, self.templates_dir, image)
+        virt_type = await self.detect_virt_type()
+        shape = _shape_of(resources or Resources(), network, template, virt_type)
+        deadline = time.monotonic() + within
+        while True:
+            key, fp = await self._key(template, shape)
+            found = await self._call(self._store.find, template.name, key, fp)
+            if found is not None:
+                return found
+            built = await asyncio.shield(self._want_snapshot(template, shape, key, fp))
+            if built is not None:
+                return built
+            if time.monotonic() > deadline:  # another process held the lock all along
+                raise SandboxError("The VM snapshot was not built in time.")
+            await asyncio.sleep(1.0)
+
+    async def wait_snapshot_builds(self) -> None:
+        """Wait for the snapshot builds running in the background (tests, benchmarks)."""
+        while self._snapshot_builds:
+            await asyncio.gather(*self._snapshot_builds.values(), return_exceptions=True)
+
+    def snapshots(self) -> list[Snapshot]:
+        """The snapshots on this host (blocking; for admins and benchmarks)."""
+        return self._store.all()
+
+    async def _build_snapshot(
+        self, template: VMTemplate, shape: Shape, key: str | None, fp: dict[str, Any] | None
+    ) -> Snapshot | None:
+        """Boot ``template`` as ``shape`` until usable, save it and keep it as a snapshot;
+        None if another process holds this key's lock (it builds the same snapshot)."""
+        if key is None or fp is None:
+            key, fp = await self._key(template, shape)
+        lock = await self._call(self._store.try_lock, key)
+        if lock is None:
+            log.info("snapshot %s-%s: another process builds it", template.name, key)
+            return None
+        name = snapshots.BUILD_PREFIX + key
+        network = network_name(name) if shape.nic else None
+        scratch: Path | None = None
+        conn = await self._connection()
+        try:
+            found = await self._call(self._store.find, template.name, key, fp)
+            if found is not None:
+                return found
+            started = time.monotonic()
+            log.info("building snapshot %s-%s: %s", template.name, key, shape)
+            await self._call(_discard_domain, conn, name)  # left by a crash mid-build
+            scratch = await self._call(self._store.scratch, template.name, key)
+            disk = scratch / snapshots.DISK_FILE if template.disk else None
+            console_log = scratch / "console.log"
+            if template.disk is not None and disk is not None:
+                await self._build.run(name, host.make_overlay, template.disk, disk, shape.disk_mib)
+            if network is not None:
+                await self._build.run(name, host.ensure_network, conn, network)
+            config = DomainConfig(
+                name=name, virt_type=shape.virt_type, vcpus=shape.vcpus,
+                memory_mib=shape.memory_mib, kernel=template.kernel, initrd=template.initrd,
+                meta=SandboxMeta(labels={}, template=template.name), disk=disk,
+                network=network, cmdline=f"{template.cmdline} systemd.hostname=lab",
+                console_log=console_log, uuid=str(uuid4()),
+            )  # fmt: skip
+            paused = libvirt.VIR_DOMAIN_START_PAUSED
+            # Transient, with no site label: no listing sees it, and the save removes it.
+            dom = await self._build.run(name, conn.createXML, domain_xml(config), paused)
+            hub = ConsoleHub(name, dom.UUIDString(), self._call, limit=16 * 1024)
+            try:
+                await hub.open(conn, dom, b"")
+                hub.complete = True
+                await self._call(dom.resume)
+                spec = SandboxSpec(name=name, image=template.name, labels={})
+                await wait_usable(hub, self.agent, dom, spec, template, Reporter(name, None))
+                await self.agent.run_script(dom, "sync", 60)
+            finally:
+                await hub.close()
+            memory = scratch / snapshots.MEMORY_FILE
+            await self._build.run(name, dom.save, str(memory))  # memory and disk, one instant
+            image = await self._call(snapshots.read_save_image, memory)
+            if network is not None:
+                await self._call(host.remove_network, conn, network)
+            if disk is not None:
+                await self._call(os.chmod, disk, 0o444)
+            await self._call(host.remove_files, console_log)
+            manifest = snapshots.build_manifest(
+                template, key, fp, time.monotonic() - started, image.xml
+            )
+            snapshot = await self._call(self._store.commit, scratch, template.name, key, manifest)
+            scratch = None
+            await self._call(self._store.prune_stale, template.name, fp["template"])
+            log.info("snapshot %s built in %.0f s", snapshot.folder, time.monotonic() - started)
+            return snapshot
+        except BaseException as exc:
+            log.warning("building snapshot %s-%s failed: %r", template.name, key, exc)
+            await self._build.settle(name)
+            with contextlib.suppress(Exception):
+                await self._call(_discard_domain, conn, name)
+                if network is not None:
+                    await self._call(host.remove_network, conn, network)
+            if isinstance(exc, Exception) and not isinstance(exc, SandboxError):
+                raise domains.engine_error("build the VM snapshot", exc) from exc
+            raise
+        finally:
+            if scratch is not None:
+                await asyncio.shield(self._call(shutil.rmtree, scratch, True))
+            await self._call(self._store.unlock, lock)
 
     async def _adopt(self, dom: libvirt.virDomain) -> None:
         """Finish a guest that a start which died left half-made (transient, still paused)."""
@@ -368,12 +635,14 @@ class LibvirtBackend:
         if dom is not None:
             await self._call(domains.undefine_and_destroy, dom)
         await self._call(host.remove_network, conn, (meta and meta.network) or network_name(name))
-        files = {self.overlays_dir / f"{name}.qcow2", self.overlays_dir / f"{name}.console.log"}
+        files = {self.overlays_dir / f"{name}{suffix}" for suffix in (".qcow2", ".console.log",
+                                                                       ".restore")}  # fmt: skip
         files |= {Path(p) for p in (meta.overlay, meta.console_log) if p} if meta else set()
         await self._call(host.remove_files, *files)
         self._cpu.pop(name, None)
         self.agent.forget(name)
         self.start_timings.pop(name, None)
+        self.start_modes.pop(name, None)
         lock = self._locks.get(name)
         if lock is not None and not lock.locked():
             del self._locks[name]
@@ -457,6 +726,10 @@ class LibvirtBackend:
         }
 
     async def close(self) -> None:
+        builds = [task for task in self._snapshot_builds.values() if not task.done()]
+        for task in builds:
+            task.cancel()
+        await asyncio.gather(*builds, return_exceptions=True)
         await self._consoles.close()
         conn, self._conn = self._conn, None
         if conn is not None:
@@ -465,6 +738,33 @@ class LibvirtBackend:
             except (libvirt.libvirtError, HostUnavailable) as exc:
                 log.debug("closing the libvirt connection: %s", exc)
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _shape_of(resources: Resources, network: str, template: VMTemplate, virt_type: str) -> Shape:
+    return Shape(
+        template=template.name, virt_type=virt_type, vcpus=max(1, math.ceil(resources.cpus)),
+        memory_mib=resources.memory_mib,
+        disk_mib=max(resources.disk_mib, template.disk_mib) if template.disk else 0,
+        nic=network == "isolated",
+    )  # fmt: skip
+
+
+def _discard_domain(conn: libvirt.virConnect, name: str) -> None:
+    """Remove the domain ``name`` if there is one (a snapshot build's)."""
+    try:
+        dom = conn.lookupByName(name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            return
+        raise
+    log.info("removing leftover snapshot build domain %s", name)
+    domains.undefine_and_destroy(dom)
+
+
+def _local(uri: str) -> bool:
+    """Whether libvirt runs on this machine (snapshots are files the backend reads)."""
+    parts = urlsplit(uri)
+    return parts.scheme in ("qemu", "qemu+unix") and not parts.netloc
 
 
 def _seconds(timeout: float) -> str:
