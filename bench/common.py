@@ -76,12 +76,16 @@ def remove_site_sandboxes(site: str = SITE_NAME) -> int:
     return removed
 
 
-def count_site_containers(site: str = SITE_NAME) -> int:
+def count_site_containers(site: str = SITE_NAME, *, owned_only: bool = False) -> int:
+    """Containers of ``site``; with ``owned_only``, students' only (not warm pools')."""
     import docker
 
+    from provisioning.base import LABEL_OWNER
+
     client = docker.from_env()
+    labels = [f"{LABEL_SITE}={site}", *([LABEL_OWNER] if owned_only else [])]
     try:
-        return len(client.containers.list(all=True, filters={"label": f"{LABEL_SITE}={site}"}))
+        return len(client.containers.list(all=True, filters={"label": labels}))
     finally:
         client.close()
 

@@ -16,19 +16,31 @@ All students of a level start concurrently (asyncio, one connection each). Meanw
 more student, whose lab was already running, keeps typing (20 characters a second) and
 the echo of each keystroke is timed: starts must not freeze the terminals of those at
 work. Between levels every session is stopped through the API and the script waits
-until its containers are gone. Prints figures only; asserts nothing. Bounded (< 3 min).
+until its containers are gone.
+
+Beside each cold level, in the same process, the **raw SDK baseline**: as many threads
+as students, each doing what the engine must do at the least for a sandbox of the same
+lab (docker-py ``create_container`` with the very container configuration the backend
+uses, ``start``, and a first exec that prints a line), timed the same way.
+
+Then the **warm pool**: the lab's pool is set to 50 (an admin's ``PoolSize``), the script
+waits until it is full, and the levels run again: each Start claims a ready sandbox.
+Prints figures only; asserts nothing. Bounded (< 7 min).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from concurrent.futures import ThreadPoolExecutor
 
 import websockets
 from websockets.asyncio.client import connect as ws_connect
@@ -48,15 +60,35 @@ from bench.common import (
     stop_sessions,
     sync,
 )
+from provisioning.base import LABEL_SITE, Resources, SandboxSpec
 
 LEVELS = (1, 10, 50)
 PROMPT = b"@lab"  # PS1 is \u@\h and every lab container's hostname is "lab"
 LEVEL_TIMEOUT = 60.0
-HEADER = ("students", "p50", "p95", "max", "failed", "POST p50", "→running p50",
+HEADER = ("students          ", "p50", "p95", "max", "failed", "POST p50", "→running p50",
           "→attached p50", "→prompt p50", "wall", "typist echo p50", "p99", "max")  # fmt: skip
 TYPIST_PACE = 0.05  # the working student types 20 characters a second
 WIDTHS = [max(len(h), 8) for h in HEADER]
-TOTAL_BUDGET = 170.0
+TOTAL_BUDGET = 400.0
+RAW_SITE = "labsite-bench-raw"  # not the bench site's label: its reconciler would remove them
+POOL = max(LEVELS)
+POOL_FILL_TIMEOUT = 150.0
+
+SPEC_SCRIPT = """
+import dataclasses, json
+from apps.courses.models import Lab
+from apps.sessions.specs import spec_for
+lab = Lab.objects.get(pk={lab_id})
+print("SPEC " + json.dumps(dataclasses.asdict(spec_for(lab, name="", labels={{}}))))
+"""
+POOL_SCRIPT = """
+from apps.pools.models import PoolSize
+PoolSize.objects.update_or_create(lab_id={lab_id}, defaults={{"size": {size}}})
+"""
+READY_SCRIPT = """
+from apps.pools.models import WarmSandbox
+print("READY", WarmSandbox.objects.filter(lab_id={lab_id}, state="ready").count())
+"""
 
 
 async def one_student(site: LiveSite, user, lab_id: int) -> dict:
@@ -108,10 +140,10 @@ async def one_student(site: LiveSite, user, lab_id: int) -> dict:
     return out
 
 
-async def wait_containers(expected: int = 0, timeout: float = 45) -> int:
+async def wait_containers(expected: int = 0, timeout: float = 45, owned_only=False) -> int:
     deadline = time.monotonic() + timeout
     while True:
-        left = await asyncio.to_thread(count_site_containers)
+        left = await asyncio.to_thread(count_site_containers, owned_only=owned_only)
         if left <= expected or time.monotonic() > deadline:
             return left
         await asyncio.sleep(0.25)
@@ -133,6 +165,72 @@ async def typist(term, stop: asyncio.Event, out: list[float]) -> None:
         await asyncio.sleep(max(0.0, TYPIST_PACE - (time.perf_counter() - t0)))
 
 
+def raw_start(spec: SandboxSpec, index: int) -> dict:
+    """One sandbox the raw way: create (same configuration), start, first exec."""
+    import docker
+
+    from provisioning.docker import config
+
+    t0 = time.perf_counter()
+    api = docker.APIClient()
+    name = f"{RAW_SITE}-{index}-{int(t0 * 1000) % 100000}"
+    spec = dataclasses.replace(spec, name=name, labels={LABEL_SITE: RAW_SITE})
+    tools = "/var/lib/labsite/tools" if Path("/var/lib/labsite/tools").is_dir() else None
+    try:
+        kwargs = config.container_config(spec, network=None, tools_dir=tools)
+        host_config = api.create_host_config(**kwargs.pop("host_config"))
+        container = api.create_container(host_config=host_config, **kwargs)["Id"]
+        api.start(container)
+        exec_id = api.exec_create(container, ["sh", "-c", "echo ready"])["Id"]
+        out = api.exec_start(exec_id)
+        ok = b"ready" in out
+        return {"ok": ok, "total": time.perf_counter() - t0}
+    except Exception as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:200]}
+    finally:
+        api.close()
+
+
+async def raw_level(spec: SandboxSpec, level: int) -> tuple[list[dict], float]:
+    pool = ThreadPoolExecutor(max_workers=level)
+    loop = asyncio.get_running_loop()
+    t0 = time.perf_counter()
+    try:
+        results = await asyncio.gather(
+            *(loop.run_in_executor(pool, raw_start, spec, i) for i in range(level))
+        )
+    finally:
+        pool.shutdown(wait=False)
+    wall = time.perf_counter() - t0
+    await asyncio.to_thread(remove_site_sandboxes, RAW_SITE)
+    return results, wall
+
+
+def lab_spec(site: LiveSite, lab_id: int) -> SandboxSpec:
+    out = site.manage("shell", "-c", SPEC_SCRIPT.format(lab_id=lab_id))
+    raw = json.loads(next(ln for ln in out.splitlines() if ln.startswith("SPEC "))[5:])
+    raw["resources"] = Resources(**raw["resources"])
+    raw["capabilities"] = tuple(raw["capabilities"])
+    return SandboxSpec(**raw)
+
+
+async def fill_pool(site: LiveSite, lab_id: int, size: int) -> float:
+    """Set the lab's pool to ``size`` and wait until that many are ready; seconds taken."""
+    t0 = time.perf_counter()
+    await asyncio.to_thread(
+        site.manage, "shell", "-c", POOL_SCRIPT.format(lab_id=lab_id, size=size)
+    )
+    while time.perf_counter() - t0 < POOL_FILL_TIMEOUT:
+        out = await asyncio.to_thread(
+            site.manage, "shell", "-c", READY_SCRIPT.format(lab_id=lab_id)
+        )
+        ready = int(next(ln for ln in out.splitlines() if ln.startswith("READY")).split()[1])
+        if ready >= size:
+            return time.perf_counter() - t0
+        await asyncio.sleep(1)
+    raise TimeoutError(f"the pool did not reach {size} in {POOL_FILL_TIMEOUT:.0f}s")
+
+
 def fmt(x: float) -> str:
     return "-" if x != x else f"{x:.2f} s"
 
@@ -149,37 +247,52 @@ async def run(site: LiveSite, rows: list, state: dict) -> None:
     state["worker"] = (worker, session["id"])
     term = state["worker_term"] = await OursClient.open(site, session["id"], worker.cookie)
     await sync(term)
-    for level in LEVELS:
-        students = site.users[:level]
-        log(f"{level} student(s) pressing Start at once …")
-        stop, echoes = asyncio.Event(), []
-        typing = asyncio.get_running_loop().create_task(typist(term, stop, echoes))
-        t0 = time.perf_counter()
-        results = await asyncio.wait_for(
-            asyncio.gather(*(one_student(site, u, lab_id) for u in students)),
-            LEVEL_TIMEOUT + 15,
-        )
-        wall = time.perf_counter() - t0
-        stop.set()
-        await asyncio.wait_for(typing, 35)
-        await drain(term)
-        rows.append((level, results, wall))
-        print_level(level, results, wall, echoes)
-        t1 = time.perf_counter()
-        pairs = [
-            (u, r["session"]) for u, r in zip(students, results, strict=True) if "session" in r
-        ]
-        await asyncio.wait_for(stop_sessions(site, pairs, timeout=40), 45)
-        left = await wait_containers(expected=1)
-        log(f"  stopped {len(pairs)} session(s) in {time.perf_counter() - t1:.1f}s; "
-            f"{left - 1} of theirs left")  # fmt: skip
+    spec = await asyncio.to_thread(lab_spec, site, lab_id)
+    for warm in (False, True):
+        if warm:
+            took = await fill_pool(site, lab_id, POOL)
+            log(f"pool of {POOL} filled in {took:.1f}s")
+            print(f"\nWarm pool of {POOL} (filled in {took:.1f} s): Start claims a ready one")
+        for level in LEVELS:
+            if warm:
+                await fill_pool(site, lab_id, POOL)  # refilled since the last level
+            await run_level(site, rows, term, lab_id, level, "warm" if warm else "cold")
+            if not warm:
+                results, wall = await raw_level(spec, level)
+                print_level(level, results, wall, [], label="raw SDK")
 
 
-def print_level(level: int, results: list[dict], wall: float, echoes: list[float]) -> None:
+async def run_level(site, rows, term, lab_id: int, level: int, mode: str) -> None:
+    students = site.users[:level]
+    log(f"{level} student(s) pressing Start at once ({mode}) …")
+    stop, echoes = asyncio.Event(), []
+    typing = asyncio.get_running_loop().create_task(typist(term, stop, echoes))
+    t0 = time.perf_counter()
+    results = await asyncio.wait_for(
+        asyncio.gather(*(one_student(site, u, lab_id) for u in students)),
+        LEVEL_TIMEOUT + 15,
+    )
+    wall = time.perf_counter() - t0
+    stop.set()
+    await asyncio.wait_for(typing, 35)
+    await drain(term)
+    rows.append((level, results, wall))
+    print_level(level, results, wall, echoes, label=f"ours, {mode}")
+    t1 = time.perf_counter()
+    pairs = [(u, r["session"]) for u, r in zip(students, results, strict=True) if "session" in r]
+    await asyncio.wait_for(stop_sessions(site, pairs, timeout=40), 45)
+    left = await wait_containers(expected=1, owned_only=True)
+    log(f"  stopped {len(pairs)} session(s) in {time.perf_counter() - t1:.1f}s; "
+        f"{left - 1} of theirs left")  # fmt: skip
+
+
+def print_level(
+    level: int, results: list[dict], wall: float, echoes: list[float], label: str
+) -> None:
     ok = [r for r in results if r["ok"]]
     totals = [r["total"] for r in ok]
-    phase = {k: [r[k] for r in ok] for k in ("post", "running", "attached", "prompt")}
-    cells = [str(level), fmt(pct(totals, 50)), fmt(pct(totals, 95)),
+    phase = {k: [r[k] for r in ok if k in r] for k in ("post", "running", "attached", "prompt")}
+    cells = [f"{level} {label}", fmt(pct(totals, 50)), fmt(pct(totals, 95)),
              fmt(max(totals) if totals else float("nan")), str(len(results) - len(ok)),
              *(fmt(pct(phase[k], 50)) for k in phase), fmt(wall),
              ms(pct(echoes, 50)), ms(pct(echoes, 99)),

@@ -64,15 +64,39 @@ class Keeper:
     def __init__(self) -> None:
         #: lab id → when its last pool start failed (time.monotonic()).
         self.failed_at: dict[int, float] = {}
+        self._planning = False
+        self._again = False
 
     async def run_once(self) -> None:
+        """One pass; a pass asked for while one runs happens right after it (never two at
+        once in a process, so two plans never count the same gap twice)."""
+        if self._planning:
+            self._again = True
+            return
+        self._planning = True
+        try:
+            while True:
+                self._again = False
+                await self._pass()
+                if not self._again:
+                    return
+        finally:
+            self._planning = False
+
+    async def _pass(self) -> None:
         now = time.monotonic()
         resting = {lab for lab, at in self.failed_at.items() if now - at < FAILURE_BACKOFF}
         todo = await database_sync_to_async(plan)(timezone.now(), resting=resting)
         for member_id in todo.remove:
             runner.spawn(self.remove(member_id))
         for member in todo.start:
-            runner.spawn(self.start(member))
+            runner.spawn(self._start_then_refill(member))
+
+    async def _start_then_refill(self, member: WarmSandbox) -> None:
+        """Start a member; once it is done, plan again at once: a pool refills continuously,
+        ``LABSITE_WARM_POOL_PARALLEL`` at a time, not a couple per reconciler pass."""
+        await self.start(member)
+        await self.run_once()
 
     async def start(self, member: WarmSandbox) -> None:
         lab = member.lab
