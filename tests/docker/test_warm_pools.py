@@ -4,6 +4,7 @@ sandbox and the unclaimed ones, and an edit of the lab removes what was made bef
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -131,3 +132,27 @@ def _queue_a_student(lab) -> None:
 
     waiting = get_user_model().objects.create_user("waiting-student")
     LabSession.objects.create(owner=waiting, lab=lab, backend="", state=State.REQUESTED)
+
+
+async def test_a_class_pressing_start_at_once_gets_ten_different_ready_sandboxes(
+    django_user_model, hello_lab, docker_client
+):
+    class_size = 10
+    ready = await fill_pool(hello_lab, class_size)
+    students = [
+        await database_sync_to_async(django_user_model.objects.create_user)(f"s{i:02d}")
+        for i in range(class_size)
+    ]
+    started = await asyncio.gather(
+        *(database_sync_to_async(services.start_session)(s, hello_lab) for s in students)
+    )
+    sessions = [session for session, _created in started]
+    assert {s.state for s in sessions} == {State.RUNNING}
+    assert {s.pk for s in sessions} == {m.pk for m in ready}  # each a different one
+    pairs = zip(sessions, students, strict=True)
+    screens = [Screen(await connect_terminal(session, user)) for session, user in pairs]
+    for i, screen in enumerate(screens):
+        await screen.type(f"echo mine-{i}-$((40+2))\r")
+    for i, screen in enumerate(screens):
+        await screen.until(f"mine-{i}-42".encode())
+        await screen.communicator.disconnect()
