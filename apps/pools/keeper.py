@@ -103,7 +103,7 @@ class Keeper:
         spec = spec_for(lab, name=member.sandbox_name, labels=labels_for(lab, member.pk, ""))
         try:
             box = await runner.under_lease(
-                sandbox.start_unclaimed(member.backend, spec, lab.kind),
+                sandbox.start_spec(member.backend, spec, lab.kind),
                 lambda: _renew(member.pk, Member.STARTING),
                 f"pool sandbox {member.sandbox_name}",
             )

@@ -60,13 +60,7 @@ class SandboxEnded(LabError):
 
 
 async def start(session: LabSession, on_progress: ProgressCallback) -> Sandbox:
-    timeout = settings.LABSITE_START_TIMEOUT[session.lab.kind]
-    backend = await backend_for(session.backend)
-    # The backend enforces the timeout; this one is the server's own, for a backend that
-    # does not come back at all.
-    return await asyncio.wait_for(
-        backend.start(sandbox_spec(session), on_progress, timeout=timeout), timeout + 30
-    )
+    return await start_spec(session.backend, sandbox_spec(session), session.lab.kind, on_progress)
 
 
 async def stop(session: LabSession) -> None:
@@ -74,11 +68,16 @@ async def stop(session: LabSession) -> None:
     await backend.stop(sandbox_of(session))
 
 
-async def start_unclaimed(backend_key: str, spec: SandboxSpec, kind: str) -> Sandbox:
-    """Start a sandbox no session holds yet (a warm pool's), with the same timeouts."""
+async def start_spec(
+    backend_key: str, spec: SandboxSpec, kind: str, on_progress: ProgressCallback | None = None
+) -> Sandbox:
+    """Start ``spec`` on ``backend_key``: a session's sandbox, or one no session holds yet
+    (a warm pool's), under the same timeouts."""
     timeout = settings.LABSITE_START_TIMEOUT[kind]
     backend = await backend_for(backend_key)
-    return await asyncio.wait_for(backend.start(spec, None, timeout=timeout), timeout + 30)
+    # The backend enforces the timeout; this one is the server's own, for a backend that
+    # does not come back at all.
+    return await asyncio.wait_for(backend.start(spec, on_progress, timeout=timeout), timeout + 30)
 
 
 async def remove_unclaimed(backend_key: str, box: Sandbox) -> None:
