@@ -54,7 +54,9 @@ async def test_a_stale_snapshot_boots_cold_and_is_rebuilt():
     tmp_path = OVERLAYS.parent / "test-stale-snapshots"
     shutil.rmtree(tmp_path, ignore_errors=True)
     copy = tmp_path / "templates" / "tiny"
-    shutil.copytree(TEMPLATES / "tiny", copy)
+    # Contents only: copy2 would also copy the extended attributes in which libvirt keeps
+    # the owner of a kernel a running guest uses, and libvirt then refuses to label the copy.
+    shutil.copytree(TEMPLATES / "tiny", copy, copy_function=shutil.copyfile)
     own = LibvirtBackend(templates_dir=tmp_path / "templates", overlays_dir=OVERLAYS,
                          site=TEST_SITE, virt_type="qemu", use_snapshots=True)  # fmt: skip
     try:
