@@ -181,6 +181,9 @@ LABSITE_BACKENDS = {
             "templates_dir": str(VAR_DIR / "vm" / "templates"),
             "overlays_dir": str(VAR_DIR / "vm" / "overlays"),
             "virt_type": os.environ.get("LIBVIRT_VIRT_TYPE", "auto"),
+            # Restore guests from booted snapshots (docs/vm-snapshots.md): the first start of
+            # each template and size boots and has its snapshot built for the next ones.
+            "use_snapshots": envbool("LABSITE_VM_SNAPSHOTS", True),
         },
     },
 }
