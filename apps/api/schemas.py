@@ -78,6 +78,7 @@ class Session(Schema):
     progress: Progress
     #: 1 for the next to start when every lab server is full; null when not waiting.
     queue_position: int | None = None
+    queued: bool = False  # waiting for a free place (queue_position says which)
     failure_message: str
     created_at: datetime
     started_at: datetime | None

@@ -23,7 +23,25 @@ FIXED = [
     gettext_noop("preparing the VM's disk"),
     gettext_noop("setting up the lab"),
     gettext_noop("waiting for the VM's agent"),
+    gettext_noop("waking the VM up"),
+    gettext_noop("starting the VM"),
+    gettext_noop("starting the VM without hardware acceleration (slower)"),
+    gettext_noop("restoring the VM from its snapshot"),
+    gettext_noop("restoring the VM from its snapshot without hardware acceleration (slower)"),
 ]
+#: The libvirt backend names the driver ("starting the VM (kvm)"); the student is told
+#: what it means for them instead of its name: nothing with KVM, "slower" with plain QEMU.
+_VIRT = re.compile(
+    r"^(?P<phase>starting the VM|restoring the VM from its snapshot) \((?P<virt>\w+)\)$"
+)
+VIRT_PHASES = {  # (phase, emulated?) -> msgid, all listed in FIXED
+    ("starting the VM", False): "starting the VM",
+    ("starting the VM", True): "starting the VM without hardware acceleration (slower)",
+    ("restoring the VM from its snapshot", False): "restoring the VM from its snapshot",
+    ("restoring the VM from its snapshot", True): (
+        "restoring the VM from its snapshot without hardware acceleration (slower)"
+    ),
+}
 #: What backends say when they refuse (``SandboxError.message``), so runner can translate it.
 ENGINE_MESSAGES = [
     gettext_noop("The lab environment took too long to start."),
@@ -55,7 +73,6 @@ PATTERNS = [
         gettext_noop("its main process ended with code %(n)s"),
     ),
     (re.compile(r"^booting the VM \((?P<n>\d+) s\)$"), gettext_noop("booting the VM (%(n)s s)")),
-    (re.compile(r"^starting the VM \((?P<n>\w+)\)$"), gettext_noop("starting the VM (%(n)s)")),
     (
         re.compile(r"^waiting for services in the VM \((?P<n>\d+) s\)$"),
         gettext_noop("waiting for services in the VM (%(n)s s)"),
@@ -65,6 +82,8 @@ PATTERNS = [
 
 def translate(message: str) -> str:
     """``message`` in the active language; unknown messages pass through unchanged."""
+    if match := _VIRT.match(message):
+        return gettext(VIRT_PHASES[match["phase"], match["virt"] == "qemu"])
     for pattern, msgid in PATTERNS:
         if match := pattern.match(message):
             return gettext(msgid) % match.groupdict()

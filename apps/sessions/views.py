@@ -1,15 +1,24 @@
-"""The lab page: a lab's instructions beside the student's own session and terminal."""
+"""The lab page: a lab's instructions beside the student's own session and terminal; the
+student's running labs, each with a link to its page and a Stop button."""
 
 from __future__ import annotations
 
 import json
 
+from channels.db import database_sync_to_async
 from django.conf import settings
-from django.shortcuts import get_object_or_404, render
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
 
+from apps.audit.log import arecord
 from apps.courses.models import Lab, LabKind, Step
 from apps.courses.progress import attempts_by_step, passed_steps
-from apps.sessions.models import LIVE_STATES, LabSession
+from apps.sessions import runner, services
+from apps.sessions.models import LIVE_STATES, EndReason, LabSession, State
 from apps.sessions.serializers import session_json
 
 
@@ -51,3 +60,36 @@ def lab(request, course_slug: str, module_slug: str, lab_slug: str):
             "max_tabs": 1 if lab.kind == LabKind.VM else settings.LABSITE_MAX_TABS,
         },
     )
+
+
+@login_required
+def running(request):
+    """The student's own live sessions (queued, starting, running), newest first."""
+    sessions = (
+        LabSession.objects.filter(owner=request.user, state__in=LIVE_STATES)
+        .select_related("lab__module__course", "owner")
+        .order_by("-created_at")
+    )
+    rows = [{"session": s, "data": session_json(s)} for s in sessions]
+    return render(
+        request,
+        "courses/running.html",
+        {"rows": rows, "limit": settings.LABSITE_MAX_ACTIVE_SESSIONS},
+    )
+
+
+@require_POST
+async def stop_running(request, session_id):
+    """Stop one of the student's own sessions from the running-labs page (no JavaScript)."""
+    user = await request.auser()
+    if not user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    session = (
+        await LabSession.objects.select_related("lab").filter(pk=session_id, owner=user).afirst()
+    )
+    if session and await database_sync_to_async(services.request_stop)(session, EndReason.USER):
+        runner.kick(session.pk, State.STOPPING)
+        await arecord(user, "session_stopped", session=session, by=str(EndReason.USER.value))
+        title = session.lab.display_title
+        messages.success(request, _("The lab “%(lab)s” is stopping.") % {"lab": title})
+    return redirect("sessions:running")

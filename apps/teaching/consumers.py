@@ -19,7 +19,6 @@ import time
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import translation
 
@@ -28,6 +27,7 @@ from apps.sessions import events
 from apps.teaching.grid import class_grid
 from apps.teaching.models import Classroom
 from apps.terminals import protocol
+from labsite.locale import scope_language
 
 log = logging.getLogger(__name__)
 #: Bursts of activity (a whole class pressing Start) become one push per this many seconds.
@@ -178,6 +178,5 @@ def _grid(pk: int, language: str, student_ids) -> dict:
 
 
 def _language(scope) -> str:
-    """The page's language, as labsite.locale picks it: the cookie, else the default."""
-    chosen = scope.get("cookies", {}).get(settings.LANGUAGE_COOKIE_NAME)
-    return chosen if chosen in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
+    """The page's language, as labsite.locale picks it: the cookie, else the browser's."""
+    return scope_language(scope)

@@ -28,6 +28,7 @@ from apps.teaching import watching
 from apps.terminals import protocol
 from apps.terminals.inbound import control_message, fresh_user
 from apps.terminals.watching import TabBroadcast, watch_changed
+from labsite.locale import scope_language
 from labsite.prompt_db import PromptDispatch, prompt_db
 from provisioning.base import TERMINAL_TAKEN
 
@@ -303,6 +304,5 @@ def _clamp(cols, rows) -> tuple[int, int]:
 
 
 def _language(scope) -> str:
-    cookies = scope.get("cookies", {})
-    lang = cookies.get(settings.LANGUAGE_COOKIE_NAME)
-    return lang if lang in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
+    """The page's language, as labsite.locale picks it: the cookie, else the browser's."""
+    return scope_language(scope)

@@ -1,5 +1,7 @@
 /*
- * Lab page controller (entry point of dist/lab.js; global `LabSite`).
+ * Lab page controller (entry point of dist/lab.js; global `LabSite`): the view of a session.
+ * The session itself and its following (events socket, a poll only while that is down) are
+ * session.js's; the phone's tabs and the full-window terminal are lab-view.js's.
  *
  * DOM contract: what the template (templates/courses/lab.html) renders. data-role /
  * data-action attributes are what this script looks for; classes are styled by app.css.
@@ -20,19 +22,25 @@
  *              data-session="{…session JSON as the API returns it…}"   (or data-session="")
  *              data-logged-in="true|false"       (optional; "false" keeps Start disabled)
  *              data-login-url="/accounts/login/" (optional; the "Log in" link after a logout)
- *              data-max-tabs="4">                (optional; LABSITE_MAX_TABS, at most 4)
+ *              data-max-tabs="4"                 (optional; LABSITE_MAX_TABS, at most 4)
+ *              data-running-url="/labs/running/" data-running-label="…"   (optional; linked
+ *                                                from the "too many labs running" message)
+ *       >
  *       <div class="lab-toolbar">
  *         <span class="lab-state" data-role="state"></span>
  *         <span class="lab-timer" data-role="time-left"></span>
  *         <span class="spacer"></span>                                          (optional)
  *         <button class="btn btn-primary" data-action="start">…</button>
  *         <button class="btn" data-action="extend">…</button>
+ *         <button class="btn" data-action="fullscreen" aria-pressed="false">…</button>  (optional; lab-view.js)
  *         <button class="btn" data-action="reset">…</button>
  *         <button class="btn btn-danger" data-action="stop">…</button>
  *       </div>
  *       <div class="lab-progress" data-role="progress" hidden><div class="bar"></div><span class="msg"></span></div>
  *       <div class="lab-watchers" data-role="watchers" hidden></div>            (optional; made if missing)
  *       <div class="lab-message" data-role="message" hidden></div>
+ *       <span id="reason-not-running">…</span> <span id="reason-no-extensions">…</span>
+ *                                  (optional; why Check / Extend are disabled: title + aria-describedby)
  *       <div class="terminal-tabs" data-role="tabs"></div>
  *       <div class="terminal-area" data-role="terminals">
  *         <div class="terminal-placeholder">…press Start…</div>                 (optional)
@@ -61,40 +69,21 @@
  *   never retried by the page (the button rests for the Retry-After time, if sent).
  */
 
-import { ACTIVE_STATES, FINAL_STATES, MAX_TABS, MessageType, SessionState, STATUS_ATTACHED } from './protocol.js';
-import {
-  Backoff,
-  buildWsUrl,
-  closePolicy,
-  commandLines,
-  formatDuration,
-  parseSessionAttr,
-  readCookie,
-  retryAfterMs,
-  timerLevel,
-} from './flow.js';
+import { FINAL_STATES, MAX_TABS, SessionState } from './protocol.js';
+import { commandLines, formatDuration, parseSessionAttr, timerLevel } from './flow.js';
 import { gettext, interpolate } from './i18n.js';
-import { apiErrorMessage, endMessage } from './messages.js';
+import { endMessage } from './messages.js';
 import { TerminalConnection } from './terminal.js';
+import { LabView } from './lab-view.js';
+import { api, isActive, SessionSync } from './session.js';
 import { WatchersNotice } from './watchers.js';
 
 export { TerminalConnection };
 
-const POLL_FAST_MS = 5_000;
-const POLL_SLOW_MS = 30_000;
 const LINE_DELAY_MS = 40;
 // ```bash blocks: <pre><code class="language-bash">, plain or inside Pygments'
 // <div class="codehilite"> (with a formatter that keeps the language class).
 const RUNNABLE_LANGS = ['language-bash', 'language-sh', 'language-shell'];
-
-class ApiError extends Error {
-  constructor(message, status = 0, code = '', retryAfter = 0) {
-    super(message);
-    this.status = status;
-    this.code = code;
-    this.retryAfter = retryAfter; // milliseconds the server asked to wait (Retry-After)
-  }
-}
 
 export class LabController {
   /** @param {HTMLElement} root the #lab-app element */
@@ -104,7 +93,21 @@ export class LabController {
     this.loggedIn = root.dataset.loggedIn !== 'false';
     this.loginUrl = root.dataset.loginUrl || '/accounts/login/';
     this.maxTabs = Math.min(MAX_TABS, Number(root.dataset.maxTabs) || MAX_TABS);
-    this.session = parseSessionAttr(root.dataset.session || '');
+    this.runningUrl = root.dataset.runningUrl || '';
+    const initial = parseSessionAttr(root.dataset.session || '');
+    // The session and its following (events socket; a poll only while it is down).
+    this.sync = new SessionSync({
+      onChange: (session, previous) => this._changed(session, previous),
+      onProgress: (progress) => {
+        this.progress = progress;
+        this._renderProgress();
+      },
+      onWatchers: (list, reply) => {
+        if (list) this.watchers.update(list, reply);
+        else this.watchers.clear();
+      },
+      onGone: (message) => this._showMessage(message, 'error'),
+    });
 
     const q = (sel) => root.querySelector(sel);
     this.stateEl = q('[data-role="state"]');
@@ -145,22 +148,23 @@ export class LabController {
     this.deadline = 0; // Date.now() value when the time is up
     this.progress = null;
 
-    this._events = null;
-    this._eventsGen = 0;
-    this._eventsBackoff = new Backoff();
-    this._eventsTimer = 0;
-    this._pollTimer = 0;
-    this._following = null; // id of the session being followed
-    this._expiredPolled = false;
+    this._expiredRefreshed = false;
+
+    this.view = new LabView(root, { onLayout: () => this._refit() });
+    if (isActive(initial)) this.view.show('terminal', { quiet: true });
 
     this._buildTabsBar();
     this._bind();
     this._decorateCode();
     setInterval(() => this._tick(), 1000);
 
-    if (this.session) this._setDeadline(this.session);
-    if (this.session && isActive(this.session)) this._follow(this.session);
+    if (initial) this.sync.follow(initial);
     else this._render();
+  }
+
+  /** The session shown (null before the first start). */
+  get session() {
+    return this.sync.session;
   }
 
   // ---------------------------------------------------------------- actions
@@ -170,35 +174,35 @@ export class LabController {
       const session = await api('POST', this.startUrl);
       this._disposeTerminals();
       this._clearCheckResults();
-      this._follow(session);
+      this.sync.follow(session);
     });
   }
 
   async extend() {
     await this._action(async () => {
-      const data = await api('POST', this._sessionUrl('extend/'));
-      if (data && data.id) this._update(data);
-      else await this._poll();
+      const data = await this.sync.call('POST', 'extend/');
+      if (data && data.id) this.sync.update(data);
+      else await this.sync.refresh();
     });
   }
 
   async reset() {
     if (!window.confirm(gettext('Reset the lab? The sandbox will be replaced by a fresh one and your changes in it will be lost.'))) return;
     await this._action(async () => {
-      const session = await api('POST', this._sessionUrl('reset/'));
+      const session = await this.sync.call('POST', 'reset/');
       // Keep the open tabs: point each at the new session; they reconnect once it runs.
       for (const t of this.terminals) t.conn.setUrl(terminalPath(session, t.tab));
       this._clearCheckResults();
-      this._follow(session);
+      this.sync.follow(session);
     });
   }
 
   async stop() {
     if (!window.confirm(gettext('Stop the lab? The sandbox and everything in it will be deleted.'))) return;
     await this._action(async () => {
-      const data = await api('POST', this._sessionUrl('stop/'));
-      if (data && data.id) this._update(data);
-      else await this._poll();
+      const data = await this.sync.call('POST', 'stop/');
+      if (data && data.id) this.sync.update(data);
+      else await this.sync.refresh();
     });
   }
 
@@ -210,7 +214,7 @@ export class LabController {
     this._renderChecks();
     if (result) showCheckRunning(result);
     try {
-      const data = await api('POST', this._sessionUrl(`steps/${encodeURIComponent(step)}/check/`));
+      const data = await this.sync.call('POST', `steps/${encodeURIComponent(step)}/check/`);
       if (result) showCheckResult(result, data);
       if (data && data.passed && section) {
         section.dataset.passed = 'true';
@@ -225,7 +229,7 @@ export class LabController {
         this.checkResting.set(step, Date.now() + err.retryAfter);
         setTimeout(() => this._renderChecks(), err.retryAfter + 50);
       }
-      if (err.code === 'sandbox_ended') this._poll();
+      if (err.code === 'sandbox_ended') this.sync.refresh();
     } finally {
       this.checking.delete(step);
       this._renderChecks();
@@ -243,6 +247,7 @@ export class LabController {
     lines.forEach((line, i) => {
       setTimeout(() => t.conn.sendText(`${line}\r`), i * LINE_DELAY_MS);
     });
+    this.view.showTerminal();
     t.conn.focus();
     return true;
   }
@@ -279,15 +284,14 @@ export class LabController {
       onState: (state) => {
         button.dataset.state = state;
       },
-      onStatusMessage: (msg) => {
-        if (msg.state !== STATUS_ATTACHED) this._poll();
-      },
+      // The session's state comes from the events socket, not from the terminal's status.
       onClosed: (policy) => this._terminalClosed(policy, conn),
     });
     const entry = { tab: n, conn, pane, button };
     this.terminals.push(entry);
     this.terminals.sort((a, b) => a.tab - b.tab);
     conn.connect();
+    this.view.showTerminal();
     this.switchTab(n);
     this._render();
     return conn;
@@ -314,50 +318,18 @@ export class LabController {
     const s = this.session;
     if (policy.reason === 'ended') {
       // The sandbox ended: say why as soon as the session does (now, or at the next poll).
-      if (s && FINAL_STATES.includes(s.state)) conn.disconnect(endMessage(s));
-      else this._pollSoon();
+      if (s && FINAL_STATES.includes(s.state)) conn.disconnect();
+      else this.sync.refresh();
     } else if (policy.reason === 'unauthenticated') {
-      this._pollSoon(); // answers 401: the page stops following and says so
+      this.sync.refresh(); // answers 401: the page stops following and says so
     }
   }
 
-  // --------------------------------------------------------- session follow
+  // ------------------------------------------------------- session changes
 
-  _follow(session) {
-    this._update(session, true);
-    if (!isActive(session) || this._following === session.id) return;
-    this._following = session.id;
-    this._openEvents();
-    this._schedulePoll();
-  }
-
-  _unfollow() {
-    this._following = null;
-    this._closeEvents();
-    clearTimeout(this._pollTimer);
-  }
-
-  _closeEvents() {
-    if (this.watchers) this.watchers.clear();
-    this._eventsGen++;
-    clearTimeout(this._eventsTimer);
-    if (this._events) {
-      try {
-        this._events.close(1000);
-      } catch {
-        // already closing
-      }
-      this._events = null;
-    }
-  }
-
-  /** A fresh session object arrived (API response, events socket or poll). */
-  _update(session, force = false) {
-    if (!session || !session.id) return;
-    if (!force && this.session && session.id !== this.session.id) return; // stale (before a reset)
-    const prevState = this.session && this.session.id === session.id ? this.session.state : null;
-    this.session = session;
-    this._expiredPolled = false;
+  /** A copy of the session was adopted (API answer, events socket, fallback poll). */
+  _changed(session, prevState) {
+    this._expiredRefreshed = false;
     this._setDeadline(session);
     if (session.progress) this.progress = session.progress;
     this._syncSteps(session);
@@ -372,92 +344,10 @@ export class LabController {
         if (active) active.conn.focus();
       }
     } else if (FINAL_STATES.includes(session.state)) {
-      for (const t of this.terminals) t.conn.disconnect(endMessage(session));
-      this._unfollow();
+      // Said once, above the terminals (the page message), not again in each of them.
+      for (const t of this.terminals) t.conn.disconnect();
     }
     this._render();
-  }
-
-  _openEvents() {
-    const session = this.session;
-    this._closeEvents();
-    if (!session || !session.events_url || !isActive(session)) return;
-    const gen = this._eventsGen;
-    let ws;
-    try {
-      ws = new WebSocket(buildWsUrl(session.events_url, window.location));
-    } catch {
-      return;
-    }
-    this._events = ws;
-    ws.onmessage = (ev) => {
-      if (gen !== this._eventsGen || typeof ev.data !== 'string') return;
-      let msg;
-      try {
-        msg = JSON.parse(ev.data);
-      } catch {
-        return;
-      }
-      if (msg.type === MessageType.SESSION) {
-        this._eventsBackoff.reset();
-        this._update(msg.session);
-      } else if (msg.type === MessageType.PROGRESS) {
-        this.progress = { percent: msg.percent, message: msg.message };
-        this._renderProgress();
-      } else if (msg.type === MessageType.WATCHERS) {
-        this.watchers.update(msg.watchers || [], (answer) => {
-          if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(answer));
-        });
-      }
-    };
-    ws.onclose = (ev) => {
-      if (gen !== this._eventsGen) return;
-      this._events = null;
-      this.watchers.clear(); // told again on reconnect
-      this._schedulePoll(0);
-      const policy = closePolicy(ev.code);
-      if (!policy.reconnect || !this.session || !isActive(this.session)) return;
-      const delay = this._eventsBackoff.next(Math.random(), policy.minDelay);
-      this._eventsTimer = setTimeout(() => {
-        if (gen === this._eventsGen) this._openEvents();
-      }, delay);
-    };
-  }
-
-  /** One poll right away, however many terminals ask at once. */
-  _pollSoon() {
-    if (this._following) this._schedulePoll(0);
-    else this._poll();
-  }
-
-  _schedulePoll(delay) {
-    clearTimeout(this._pollTimer);
-    if (!this._following) return;
-    if (delay === undefined) {
-      const eventsOpen = this._events && this._events.readyState === WebSocket.OPEN;
-      const steady = this.session && this.session.state === SessionState.RUNNING;
-      delay = eventsOpen && steady ? POLL_SLOW_MS : POLL_FAST_MS;
-    }
-    this._pollTimer = setTimeout(() => this._poll(), delay);
-  }
-
-  async _poll() {
-    const session = this.session;
-    if (!session) return;
-    try {
-      const data = await api('GET', this._sessionUrl(''));
-      this._update(data);
-    } catch (err) {
-      if (err.status === 404 || err.status === 401 || err.status === 403) {
-        if (this.session && this.session.id === session.id) {
-          this._unfollow();
-          this._showMessage(err.message, 'error');
-        }
-        return;
-      }
-      // network trouble: try again at the next poll
-    }
-    if (this._following) this._schedulePoll();
   }
 
   // ----------------------------------------------------------------- render
@@ -475,6 +365,8 @@ export class LabController {
     // Buttons that make no sense in this state are hidden; the others are disabled while busy.
     showButton(this.buttons.start, !active, this.busy || !this.loggedIn);
     showButton(this.buttons.extend, running, this.busy || !(s && s.can_extend));
+    explainDisabled(this.buttons.extend, running && !(s && s.can_extend) ? 'reason-no-extensions' : '');
+    this.view.setAvailable(running && this.terminals.length > 0);
     showButton(this.buttons.reset, running, this.busy);
     showButton(this.buttons.stop, stoppable, this.busy);
     if (this.placeholderEl) {
@@ -538,6 +430,7 @@ export class LabController {
     for (const b of this.stepsEl.querySelectorAll('[data-action="check"]')) {
       const checking = this.checking.has(b.dataset.step);
       b.disabled = !running || checking || this._resting(b.dataset.step);
+      explainDisabled(b, running ? '' : 'reason-not-running');
       b.classList.toggle('is-busy', checking);
       b.setAttribute('aria-busy', checking ? 'true' : 'false');
     }
@@ -546,9 +439,10 @@ export class LabController {
   _tick() {
     this._renderTimer();
     const s = this.session;
-    if (s && s.state === SessionState.RUNNING && this.deadline && Date.now() >= this.deadline && !this._expiredPolled) {
-      this._expiredPolled = true;
-      this._poll();
+    if (s && s.state === SessionState.RUNNING && this.deadline && Date.now() >= this.deadline && !this._expiredRefreshed) {
+      // Time is up by the page's clock: one look, in case the server's word went missing.
+      this._expiredRefreshed = true;
+      this.sync.refresh();
     }
   }
 
@@ -582,12 +476,20 @@ export class LabController {
     this.passedCountEl.classList.toggle('badge-passed', steps.length > 0 && done === steps.length);
   }
 
-  _showMessage(text, kind) {
+  /** `link`: optional {href, label}, shown after the text. */
+  _showMessage(text, kind, link = null) {
     if (!this.messageEl) return;
     clearTimeout(this._flashTimer);
     this._messageIsError = kind === 'error';
     this.messageEl.hidden = !text;
     this.messageEl.textContent = text || '';
+    if (link && text) {
+      const a = document.createElement('a');
+      a.href = link.href;
+      a.textContent = link.label;
+      a.className = 'lab-message-link';
+      this.messageEl.append(' ', a);
+    }
     this.messageEl.className = `lab-message lab-message-${kind}`;
     this.messageEl.setAttribute('role', kind === 'error' ? 'alert' : 'status');
   }
@@ -634,9 +536,6 @@ export class LabController {
         }
       });
     }
-    document.addEventListener('visibilitychange', () => {
-      if (document.visibilityState === 'visible' && this._following) this._poll();
-    });
   }
 
   /** Make ```bash blocks in the steps clickable, with a "▶ Run" button shown on hover. */
@@ -684,7 +583,11 @@ export class LabController {
     try {
       await fn();
     } catch (err) {
-      this._showMessage(err.message || String(err), 'error');
+      const link =
+        err.code === 'too_many_sessions' && this.runningUrl
+          ? { href: this.runningUrl, label: this.root.dataset.runningLabel || this.runningUrl }
+          : null;
+      this._showMessage(err.message || String(err), 'error', link);
     } finally {
       this.busy = false;
       this._render();
@@ -695,9 +598,10 @@ export class LabController {
     return this.terminals.find((t) => t.tab === this.activeTab) || null;
   }
 
-  _sessionUrl(suffix) {
-    const base = this.session.url || `/api/sessions/${encodeURIComponent(this.session.id)}/`;
-    return base.replace(/\/?$/, '/') + suffix;
+  /** The layout changed (phone tab, full window): fit the visible terminal to its space. */
+  _refit() {
+    const t = this._active();
+    if (t) t.conn.fit();
   }
 
   _disposeTerminals() {
@@ -721,54 +625,30 @@ export class LabController {
 
 // -------------------------------------------------------------------- helpers
 
-function isActive(session) {
-  return ACTIVE_STATES.includes(session.state);
-}
-
 function terminalPath(session, tab) {
   return `${session.terminal_url}${tab}/`;
+}
+
+/**
+ * Say why a disabled button cannot be used: its title (hover) and aria-describedby (screen
+ * readers) point at the reason element `reasonId` (in the template, translated there).
+ */
+function explainDisabled(button, reasonId) {
+  if (!button) return;
+  const reason = reasonId ? document.getElementById(reasonId) : null;
+  if (reason && button.disabled) {
+    button.title = reason.textContent.trim();
+    button.setAttribute('aria-describedby', reasonId);
+  } else {
+    button.removeAttribute('title');
+    button.removeAttribute('aria-describedby');
+  }
 }
 
 function showButton(button, visible, disabled) {
   if (!button) return;
   button.hidden = !visible;
   button.disabled = !visible || !!disabled;
-}
-
-function csrfToken() {
-  const fromCookie = readCookie(document.cookie, 'csrftoken');
-  if (fromCookie) return fromCookie;
-  const input = document.querySelector('input[name="csrfmiddlewaretoken"]');
-  return input ? input.value : '';
-}
-
-async function api(method, url) {
-  const headers = { Accept: 'application/json', 'X-Requested-With': 'XMLHttpRequest' };
-  const init = { method, credentials: 'same-origin', headers };
-  if (method !== 'GET') {
-    headers['X-CSRFToken'] = csrfToken();
-    headers['Content-Type'] = 'application/json';
-    init.body = '{}';
-  }
-  let res;
-  try {
-    res = await fetch(url, init);
-  } catch {
-    throw new ApiError(gettext('Could not reach the server. Check your connection and try again.'));
-  }
-  let data = null;
-  try {
-    data = await res.json();
-  } catch {
-    data = null;
-  }
-  if (!res.ok) {
-    const e = data && data.error;
-    const code = (e && typeof e === 'object' && e.code) || '';
-    const retryAfter = retryAfterMs(res.headers.get('Retry-After'), Date.now());
-    throw new ApiError(apiErrorMessage(res.status, data), res.status, code, retryAfter);
-  }
-  return data;
 }
 
 function showCheckRunning(el) {

@@ -18,6 +18,11 @@ CHROMIUM_FLAGS = [
 ]  # fmt: skip
 
 
+#: The browsers of the lab room are set to Chinese (Accept-Language: zh-CN): the site's
+#: default page fixture is such a browser. Chromium's own default would ask for English.
+LAB_ROOM_LOCALE = "zh-CN"
+
+
 @pytest.fixture(scope="session")
 def live_env(tmp_path_factory) -> dict:
     """The environment of the live site's processes (its settings), for ``manage.py`` calls."""
@@ -74,7 +79,7 @@ def browser():
 
 @pytest.fixture
 def page(browser, tmp_path):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale=LAB_ROOM_LOCALE)
     page = context.new_page()
     yield page
     page.screenshot(path=str(tmp_path / "last.png"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import manage_shell
+from tests.browser.conftest import LAB_ROOM_LOCALE, manage_shell
 from tests.browser.test_watching import log_in, wait_text
 from tests.conftest import PASSWORD
 
@@ -25,7 +25,10 @@ for name, role in (("ada", Role.ADMIN), ("stu", Role.STUDENT)):
 @pytest.fixture
 def people(browser, live_site, live_env):
     manage_shell(live_env, SETUP)
-    contexts = [browser.new_context(viewport={"width": 1280, "height": 900}) for _ in range(2)]
+    contexts = [
+        browser.new_context(viewport={"width": 1280, "height": 900}, locale=LAB_ROOM_LOCALE)
+        for _ in range(2)
+    ]
     yield [c.new_page() for c in contexts]
     for c in contexts:
         c.close()

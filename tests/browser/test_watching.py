@@ -5,7 +5,7 @@ from __future__ import annotations
 import docker
 import pytest
 
-from tests.browser.conftest import manage_shell
+from tests.browser.conftest import LAB_ROOM_LOCALE, manage_shell
 from tests.conftest import LIVE_SITE, PASSWORD
 from tests.docker.conftest import remove_test_sandboxes
 
@@ -44,7 +44,10 @@ def classroom(live_site, live_env) -> int:
 
 @pytest.fixture
 def two_people(browser):
-    contexts = [browser.new_context(viewport={"width": 1280, "height": 800}) for _ in range(2)]
+    contexts = [
+        browser.new_context(viewport={"width": 1280, "height": 800}, locale=LAB_ROOM_LOCALE)
+        for _ in range(2)
+    ]
     yield [c.new_page() for c in contexts]
     for c in contexts:
         c.close()

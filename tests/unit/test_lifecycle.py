@@ -212,6 +212,31 @@ async def test_extend_stops_at_the_limit_however_often_it_is_pressed(
     assert (await reload(session)).extensions == settings.LABSITE_MAX_EXTENSIONS
 
 
+async def test_a_reset_keeps_the_deadline_and_the_extensions_used(
+    alice, hello_lab, fake_engine, settings
+):
+    """A Reset is a clean sandbox, not more time: the clock and the extension count carry
+    over to the new session, before and after its start (or a reset would sidestep the
+    extension limit)."""
+    session = await requested(alice, hello_lab)
+    await runner.provision(session.pk)
+    session = await reload(session)
+    await database_sync_to_async(services.extend)(session)
+    deadline = timezone.now() + timedelta(minutes=7)  # time has passed since the start
+    await update(session, expires_at=deadline)
+    session = await reload(session)
+
+    new = await database_sync_to_async(services.reset)(session)
+    assert new.pk != session.pk
+    await update(new, backend="fake")
+    await runner.provision(new.pk)
+    new = await reload(new)
+    assert new.state == State.RUNNING
+    assert new.expires_at == deadline
+    assert new.extensions == 1
+    assert (await reload(session)).end_reason == EndReason.RESET
+
+
 async def test_the_running_lab_limit_holds_for_many_labs(alice, course, fake_engine, settings):
     from apps.courses.models import Lab
 

@@ -17,3 +17,12 @@ def test_unknown_progress_passes_through():
     with translation.override("zh-hans"):
         assert translate("reticulating splines") == "reticulating splines"
         assert translate("") == ""
+
+
+def test_the_vm_driver_is_said_in_words_not_by_its_name():
+    with translation.override("en"):
+        assert translate("starting the VM (kvm)") == "starting the VM"
+        assert translate("starting the VM (qemu)") == (
+            "starting the VM without hardware acceleration (slower)"
+        )
+        assert "qemu" not in translate("restoring the VM from its snapshot (qemu)")
