@@ -4,6 +4,9 @@
 
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
+import { SearchAddon } from '@xterm/addon-search';
+import { Unicode11Addon } from '@xterm/addon-unicode11';
+import { WebLinksAddon } from '@xterm/addon-web-links';
 
 import { MessageType, STATUS_ATTACHED } from './protocol.js';
 import {
@@ -21,6 +24,8 @@ import { closedNotice, reasonText } from './messages.js';
 
 const CONNECT_TIMEOUT_MS = 15_000;
 const RESIZE_DEBOUNCE_MS = 100;
+// Lines xterm.js keeps above the screen; a reconnect replays as many (tmux history-limit).
+export const SCROLLBACK_LINES = 10_000;
 
 export const THEME = {
   background: '#0d1117',
@@ -46,9 +51,38 @@ export const THEME = {
   brightWhite: '#f0f6fc',
 };
 
+// Monospace first, then CJK fonts whose wide glyphs fill two cells (Debian: fonts-noto-cjk,
+// fonts-wqy-zenhei; macOS and Windows: PingFang, YaHei).
 export const FONT_FAMILY =
   '"JetBrains Mono", "Cascadia Mono", "Fira Code", "DejaVu Sans Mono", "Ubuntu Mono", Menlo, Consolas, ' +
-  '"Noto Sans Mono CJK SC", "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", monospace';
+  '"Noto Sans Mono CJK SC", "WenQuanYi Zen Hei Mono", "Noto Sans CJK SC", "PingFang SC", ' +
+  '"Microsoft YaHei", monospace';
+
+// A line height above 1 leaves room below the baseline: at 14 px and 1.0 (16 px rows) the
+// underscore falls outside the cell at device pixel ratio 1 ("x86_64" read "x86 64").
+export const TERMINAL_OPTIONS = {
+  cursorBlink: true,
+  fontFamily: FONT_FAMILY,
+  fontSize: 14,
+  lineHeight: 1.2,
+  scrollback: SCROLLBACK_LINES,
+  allowProposedApi: true, // the unicode11 add-on sets term.unicode.activeVersion
+  theme: THEME,
+};
+
+/**
+ * Keys the browser handles rather than the shell: Ctrl+V / Ctrl+Shift+V paste (through
+ * the paste event, bracketed when the program asked), Ctrl+Shift+C copies the selection,
+ * Ctrl+Shift+F searches. Returns 'paste', 'copy', 'find' or '' (a plain key).
+ */
+export function browserKey(ev) {
+  if (ev.type !== 'keydown' || !ev.ctrlKey || ev.altKey || ev.metaKey) return '';
+  const key = (ev.key || '').toLowerCase();
+  if (key === 'v') return 'paste';
+  if (ev.shiftKey && key === 'c') return 'copy';
+  if (ev.shiftKey && key === 'f') return 'find';
+  return '';
+}
 
 /**
  * Connection states reported through `onState(state, conn)`:
@@ -106,16 +140,17 @@ export class TerminalConnection {
     this.banner.append(this.bannerText, this.bannerButton, this.bannerLink);
     container.append(this.host, this.banner);
 
-    this.term = new Terminal({
-      cursorBlink: true,
-      fontFamily: FONT_FAMILY,
-      fontSize: 14,
-      scrollback: 5000,
-      theme: THEME,
-    });
+    this.term = new Terminal(TERMINAL_OPTIONS);
     this.fitAddon = new FitAddon();
+    this.searchAddon = new SearchAddon();
     this.term.loadAddon(this.fitAddon);
+    this.term.loadAddon(this.searchAddon);
+    this.term.loadAddon(new WebLinksAddon());
+    this.term.loadAddon(new Unicode11Addon());
+    if (this.term.unicode) this.term.unicode.activeVersion = '11'; // CJK and emoji are 2 cells
+    this.term.attachCustomKeyEventHandler((ev) => this._browserKey(ev));
     this.term.open(this.host);
+    container.terminalConnection = this; // for the page's tests and the browser console
 
     this._disposables = [
       this.term.onData((s) => this._input(this._encoder.encode(s))),
@@ -261,6 +296,40 @@ export class TerminalConnection {
 
   focus() {
     this.term.focus();
+  }
+
+  /** Find `text` in the scrollback, upwards from the last match; false if absent. */
+  findPrevious(text) {
+    return !!text && this.searchAddon.findPrevious(text);
+  }
+
+  /** Find `text` downwards from the last match. */
+  findNext(text) {
+    return !!text && this.searchAddon.findNext(text);
+  }
+
+  /** False: the browser (not xterm.js) handles the key (see browserKey). */
+  _browserKey(ev) {
+    const action = browserKey(ev);
+    if (action === 'paste') return false; // the paste event reaches xterm.js's textarea
+    if (action === 'copy') {
+      if (ev.type === 'keydown' && this.term.hasSelection() && navigator.clipboard) {
+        navigator.clipboard.writeText(this.term.getSelection()).catch(() => {});
+      }
+      ev.preventDefault();
+      return false;
+    }
+    if (action === 'find') {
+      ev.preventDefault();
+      const text = window.prompt(gettext('Find in the terminal'), this._lastSearch || '');
+      if (text) {
+        this._lastSearch = text;
+        if (!this.findPrevious(text)) this._flash(gettext('Not found in the terminal.'));
+      }
+      this.focus();
+      return false;
+    }
+    return true;
   }
 
   dispose() {

@@ -12,13 +12,16 @@ const module = (source) => `data:text/javascript,${encodeURIComponent(source)}`;
 const fakes = {
   '@xterm/xterm': module(`export class Terminal {
     constructor() { this.cols = 80; this.rows = 24; }
-    loadAddon() {} open() {} reset() {} focus() {} dispose() {}
+    loadAddon() {} attachCustomKeyEventHandler() {} open() {} reset() {} focus() {} dispose() {}
     onData() { return { dispose() {} }; }
     onBinary() { return { dispose() {} }; }
     onResize() { return { dispose() {} }; }
     write(data, done) { if (done) done(); }
   }`),
   '@xterm/addon-fit': module('export class FitAddon { fit() {} }'),
+  '@xterm/addon-search': module('export class SearchAddon { findNext() { return true; } findPrevious() { return true; } }'),
+  '@xterm/addon-web-links': module('export class WebLinksAddon {}'),
+  '@xterm/addon-unicode11': module('export class Unicode11Addon {}'),
 };
 register(
   module(`const fakes = ${JSON.stringify(fakes)};
@@ -210,4 +213,23 @@ test('every ack batch goes out at once: acks take no token', (t) => {
   assert.equal(acks.length, 100);
   assert.equal(acks.reduce((n, m) => n + m.bytes, 0), 100 * 16 * 1024);
   assert.equal(conn.state, 'attached');
+});
+
+test('paste, copy and find keys go to the browser, other Ctrl keys to the shell', async () => {
+  const { browserKey } = await import('../src/terminal.js');
+  const key = (k, extra = {}) => ({ type: 'keydown', key: k, ctrlKey: true, ...extra });
+  assert.equal(browserKey(key('v')), 'paste');
+  assert.equal(browserKey(key('V', { shiftKey: true })), 'paste');
+  assert.equal(browserKey(key('C', { shiftKey: true })), 'copy');
+  assert.equal(browserKey(key('F', { shiftKey: true })), 'find');
+  assert.equal(browserKey(key('c')), ''); // Ctrl+C stays an interrupt
+  assert.equal(browserKey(key('f')), '');
+  assert.equal(browserKey({ type: 'keyup', key: 'v', ctrlKey: true }), '');
+});
+
+test('the terminal keeps 10,000 lines and leaves room for underscores', async () => {
+  const { TERMINAL_OPTIONS } = await import('../src/terminal.js');
+  assert.ok(TERMINAL_OPTIONS.scrollback >= 10_000);
+  assert.ok(TERMINAL_OPTIONS.lineHeight >= 1.15);
+  assert.match(TERMINAL_OPTIONS.fontFamily, /DejaVu Sans Mono.*Noto Sans Mono CJK SC/);
 });

@@ -93,19 +93,26 @@ def network_config(spec: SandboxSpec) -> dict[str, Any]:
     }
 
 
-def terminal_command(tab: int, history_lines: int = 200) -> list[str]:
-    """Attach to (or create) tmux session ``t<tab>``, in one exec:
+def terminal_command(tab: int) -> list[str]:
+    """Attach to (or create) tmux session ``t<tab>`` as a control client, in one exec:
 
     1. print our TTY, so the backend can later detach exactly this client (closing the
        socket alone would leave the client, and the exec, running);
-    2. replay the tab's recent scrollback, if the tab exists (history only: tmux redraws
-       the visible screen itself on attach; the TTY turns LF into CR LF on the way);
-    3. become the tmux client.
+    2. wait (up to 2 s) for the backend to size the TTY, and read the size;
+    3. become a tmux control client (``-CC``) of that size. ``DockerTerminal`` speaks
+       tmux's control protocol and asks for the replay itself (history and screen).
     """
     script = (
         'printf "%s\\n" "$(tty)"; '
-        f'tmux capture-pane -p -e -J -S -{history_lines} -E -1 -t "t$1" 2>/dev/null; '
-        'exec tmux -u new-session -A -s "t$1"'
+        'i=0; while [ "$(stty size 2>/dev/null)" = "0 0" ] && [ $i -lt 40 ]; '
+        "do sleep 0.05; i=$((i+1)); done; "
+        "size=$(stty size 2>/dev/null); rows=${size% *}; cols=${size#* }; "
+        '[ "${rows:-0}" -gt 0 ] 2>/dev/null && [ "${cols:-0}" -gt 0 ] 2>/dev/null '
+        "|| { rows=24; cols=80; }; "
+        # Made first, detached: two clients racing through `new-session -A` both find no
+        # session, and the second fails with "duplicate session" and exits.
+        'tmux -u new-session -d -s "t$1" -x "$cols" -y "$rows" 2>/dev/null; '
+        'exec tmux -u -CC attach-session -t "t$1" \\; refresh-client -C "${cols}x${rows}"'
     )
     return ["sh", "-c", script, "labterm", str(tab)]
 

@@ -28,6 +28,10 @@ PACKAGES = (
     "strace", "jq", "file", "locales",
 )  # fmt: skip
 #: Shell niceties for the student: a coloured prompt, UTF-8, tmux without a status bar.
+#: The browser attaches as a tmux *control* client (``tmux -CC``, see
+#: ``provisioning.docker.terminal``): tmux forwards the programs' own bytes instead of
+#: redrawing its screen, so it needs no terminal overrides; ``history-limit`` is what a
+#: reconnect can replay.
 BASHRC = r"""
 export LANG=C.UTF-8
 export TERM=xterm-256color
@@ -40,11 +44,10 @@ set -g status off
 set -g prefix None
 unbind-key -a
 set -g escape-time 0
-set -g history-limit 5000
+set -g history-limit 10000
 set -g default-terminal "tmux-256color"
 set -g window-size latest
 set -g aggressive-resize on
-set -ga terminal-overrides ',xterm*:smcup@:rmcup@'
 set -g default-command "cd /root; exec bash -l"
 """
 IMAGE_CONFIG = (
