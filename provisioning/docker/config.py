@@ -109,9 +109,13 @@ def terminal_command(tab: int) -> list[str]:
         "size=$(stty size 2>/dev/null); rows=${size% *}; cols=${size#* }; "
         '[ "${rows:-0}" -gt 0 ] 2>/dev/null && [ "${cols:-0}" -gt 0 ] 2>/dev/null '
         "|| { rows=24; cols=80; }; "
-        # Made first, detached: two clients racing through `new-session -A` both find no
-        # session, and the second fails with "duplicate session" and exits.
-        'tmux -u new-session -d -s "t$1" -x "$cols" -y "$rows" 2>/dev/null; '
+        # Made first, detached, until it is there: two clients racing through
+        # `new-session -A` both find no session and the second fails ("duplicate
+        # session"); two tabs opened at once in a fresh sandbox can both start a tmux
+        # server, and the session just made can be missing when the attach comes.
+        'i=0; until tmux has-session -t "t$1" 2>/dev/null || [ $i -ge 40 ]; do '
+        'tmux -u new-session -d -s "t$1" -x "$cols" -y "$rows" 2>/dev/null || sleep 0.05; '
+        "i=$((i+1)); done; "
         'exec tmux -u -CC attach-session -t "t$1" \\; refresh-client -C "${cols}x${rows}"'
     )
     return ["sh", "-c", script, "labterm", str(tab)]
