@@ -112,9 +112,7 @@ async def stop(request, session_id: UUID):
     user = request.auth
     session = await _visible(user, session_id)
     reason = _end_reason(user, session)
-    if await database_sync_to_async(services.request_stop)(session, reason):
-        runner.kick(session.pk, State.STOPPING)
-        await arecord(user, "session_stopped", session=session, by=str(reason.value))
+    await runner.stop_by(user, session, reason)
     return await _session_response(session)
 
 

@@ -24,6 +24,7 @@ from channels.db import database_sync_to_async
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from apps.audit.log import arecord
 from apps.sessions import events, sandbox, services
 from apps.sessions.models import EndReason, LabSession, State, lease_free
 from provisioning.base import HostUnavailable, Progress, SandboxError
@@ -45,6 +46,16 @@ def kick(session_id, state: State) -> None:
     # A fresh context: the task outlives the request, so it must not inherit the request's
     # thread-sensitive executor (asgiref), which closes with the response.
     spawn(action(session_id), context=contextvars.Context())
+
+
+async def stop_by(user, session: LabSession, reason: EndReason) -> bool:
+    """``user`` stops ``session``: marked stopping, handed to the runner, audited. False
+    when it was no longer live (nothing to do)."""
+    if not await database_sync_to_async(services.request_stop)(session, reason):
+        return False
+    kick(session.pk, State.STOPPING)
+    await arecord(user, "session_stopped", session=session, by=str(reason.value))
+    return True
 
 
 def spawn(coro: Awaitable, context: contextvars.Context | None = None) -> asyncio.Task:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -14,11 +13,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from apps.audit.log import arecord
 from apps.courses.models import Lab, LabKind, Step
 from apps.courses.progress import attempts_by_step, passed_steps
-from apps.sessions import runner, services
-from apps.sessions.models import LIVE_STATES, EndReason, LabSession, State
+from apps.sessions import runner
+from apps.sessions.models import LIVE_STATES, EndReason, LabSession
 from apps.sessions.serializers import session_json
 
 
@@ -87,9 +85,7 @@ async def stop_running(request, session_id):
     session = (
         await LabSession.objects.select_related("lab").filter(pk=session_id, owner=user).afirst()
     )
-    if session and await database_sync_to_async(services.request_stop)(session, EndReason.USER):
-        runner.kick(session.pk, State.STOPPING)
-        await arecord(user, "session_stopped", session=session, by=str(EndReason.USER.value))
+    if session and await runner.stop_by(user, session, EndReason.USER):
         title = session.lab.display_title
         messages.success(request, _("The lab “%(lab)s” is stopping.") % {"lab": title})
     return redirect("sessions:running")
