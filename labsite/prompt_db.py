@@ -31,6 +31,17 @@ def prompt_db(func):
     return DatabaseSyncToAsync(_patient(func), thread_sensitive=False, executor=_executor)
 
 
+#: Lease renewals get their own threads: a worker that is alive must not lose its claim on
+#: a start because the sync thread is backed up (another process then takes the start over
+#: and the two fight over one sandbox).
+_lease_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="db-lease")
+
+
+def lease_db(func):
+    """``database_sync_to_async`` on the lease pool: for the runner's lease renewals."""
+    return DatabaseSyncToAsync(_patient(func), thread_sensitive=False, executor=_lease_executor)
+
+
 def _patient(func):
     """SQLite's in-memory database shared between connections (the test suite's) locks a
     whole table while another connection writes to it, and says so at once instead of

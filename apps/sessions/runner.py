@@ -27,6 +27,7 @@ from django.utils.translation import gettext as _
 from apps.audit.log import arecord
 from apps.sessions import events, sandbox, services
 from apps.sessions.models import EndReason, LabSession, State, lease_free
+from labsite.prompt_db import lease_db
 from provisioning.base import HostUnavailable, Progress, SandboxError
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ def _claim(session_id, from_states: tuple[State, ...], to_state: State) -> LabSe
     return LabSession.objects.select_related("lab__module", "owner", "host").get(pk=session_id)
 
 
-@database_sync_to_async
+@lease_db
 def _renew(session_id, state: State) -> bool:
     return bool(
         LabSession.objects.filter(pk=session_id, state=state, lease_owner=WORKER).update(
@@ -160,13 +161,13 @@ async def provision(session_id) -> None:
     except asyncio.CancelledError:
         # Stopped during its start: the teardown's stop may have run before the sandbox
         # existed, so remove what the start made.
-        await _stop_quietly(session)
+        await _clean_up_after_start(session)
         if asyncio.current_task().cancelling():
             raise
         return
     except Exception as exc:
         await _fail(session, exc)
-        await _stop_quietly(session)
+        await _clean_up_after_start(session)
         return
     now = timezone.now()
     started = await _finish(
@@ -182,8 +183,8 @@ async def provision(session_id) -> None:
         progress_message="",
     )
     if not started:
-        log.info("session %s was stopped during its start; removing the sandbox", session_id)
-        await _stop_quietly(session)
+        log.info("session %s left its start to another end; cleaning up", session_id)
+        await _clean_up_after_start(session)
     else:
         log.info("session %s running (%s)", session_id, box.name)
     await events.session_changed(session_id)
@@ -258,6 +259,26 @@ def _queued_ids() -> list:
     return list(
         LabSession.objects.filter(state=State.REQUESTED, backend="").values_list("pk", flat=True)
     )
+
+
+@database_sync_to_async
+def _started_by_another(session_id) -> bool:
+    return (
+        LabSession.objects.filter(
+            pk=session_id, state=State.STARTING, lease_expires_at__isnull=False
+        )
+        .exclude(lease_owner=WORKER)
+        .exists()
+    )
+
+
+async def _clean_up_after_start(session: LabSession) -> None:
+    """Remove what a start that did not finish made, unless another worker has taken the
+    start over (this one's lease lapsed): the sandbox's name is now that worker's."""
+    if await _started_by_another(session.pk):
+        log.info("session %s: another worker holds its start; leaving the sandbox", session.pk)
+        return
+    await _stop_quietly(session)
 
 
 async def _stop_quietly(session: LabSession) -> None:

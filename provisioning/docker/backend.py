@@ -180,7 +180,8 @@ class DockerBackend:
                 await self._run_setup(api, container_id, spec.setup_script)
                 await self._exec_output(api, container_id, config.mark_ready_command())
         except BaseException:
-            await self._remove(api, spec.name)
+            # By id: should another worker have taken this start over, the name is its.
+            await self._remove(api, container_id)
             raise
         report(Progress(100, "ready"))
         log.info("sandbox %s started (%s)", spec.name, container_id[:12])

@@ -477,9 +477,21 @@ def test_a_storm_of_fifty_starts_through_the_proxy_drops_nobody(cluster):
     results = asyncio.run(_storm(cluster.proxy_url, lab_id, students, started))
     failed = [r for r in results if r is not True]
     try:
-        assert not failed, f"{len(failed)} of {STORM} never reached a prompt: {failed[:5]}"
+        assert not failed, (
+            f"{len(failed)} of {STORM} never reached a prompt: {failed[:5]}\n"
+            + _why_from_log(cluster)
+        )
     finally:
         asyncio.run(_stop_all(cluster.proxy_url, started))
+
+
+def _why_from_log(cluster: Cluster) -> str:
+    """The servers' own account of failed starts, for a red run's report."""
+    log = Path(cluster.env["LABSITE_VAR_DIR"]) / "processes.log"
+    words = ("failed to start", "unexpected error", "lease", "unavailable", "Error")
+    lines = [line for line in log.read_text(errors="replace").splitlines()
+             if any(word in line for word in words)]  # fmt: skip
+    return "\n".join(lines[-30:])
 
 
 def _hello_id(cluster: Cluster) -> int:
@@ -520,7 +532,10 @@ async def _storm(base: str, lab_id: int, students: list[list[str]], started: dic
                     if state == "running":
                         break
                     if state in ("failed", "stopped", "expired"):
-                        return f"{name}: {state}"
+                        why = message["session"].get("failure_message") or message["session"].get(
+                            "end_reason"
+                        )
+                        return f"{name}: {state}: {why}"
             async with websockets.connect(
                 f"{ws_base}/ws/sessions/{session['id']}/terminals/1/", origin=base,
                 additional_headers=headers, open_timeout=60, ping_interval=None,

@@ -138,6 +138,27 @@ async def test_a_lapsed_lease_is_taken_over_and_the_start_completes(alice, hello
     assert fake_engine.started == [session.sandbox_name]
 
 
+async def test_a_start_taken_over_by_another_worker_leaves_that_workers_sandbox(
+    alice, hello_lab, fake_engine, monkeypatch
+):
+    """A loaded worker's lease lapsed and another took the start over; when the first one's
+    start then fails (or notices at its renewal), it must not remove the sandbox by name:
+    the name is the other worker's now, and its student would lose the lab."""
+    monkeypatch.setattr(runner, "RENEW_SECONDS", 0.05)
+    fake_engine.start_gate = asyncio.Event()
+    session = await requested(alice, hello_lab)
+    runner.kick(session.pk, State.REQUESTED)
+    await until(lambda: _started(fake_engine))
+    await update(
+        session, lease_owner="other-host:1:abc", lease_expires_at=timezone.now() + timedelta(60)
+    )
+    await until(lambda: _cancelled(fake_engine))
+    await runner.wait_idle()
+    assert fake_engine.stopped == []
+    session = await reload(session)
+    assert (session.state, session.lease_owner) == (State.STARTING, "other-host:1:abc")
+
+
 async def test_the_reconciler_does_not_wait_for_a_slow_start(
     alice, bob, hello_lab, fake_engine, settings
 ):
