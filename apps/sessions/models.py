@@ -126,6 +126,15 @@ class LabSession(models.Model):
     def is_active(self) -> bool:
         return self.state in ACTIVE_STATES
 
+    @property
+    def state_label(self) -> str:
+        """The state as people read it. A start already placed on a host, only not claimed
+        by the runner yet (a fraction of a second), reads "Starting": "Queued" would flash
+        on every start although nothing waits."""
+        if self.state == State.REQUESTED and self.backend:
+            return str(State.STARTING.label)
+        return str(State(self.state).label)
+
     def seconds_left(self, now=None) -> int | None:
         if self.expires_at is None:
             return None

@@ -7,7 +7,7 @@ from django.utils.translation import gettext as _
 
 from apps.courses.progress import passed_steps
 from apps.sessions import progress_messages
-from apps.sessions.models import LabSession, State
+from apps.sessions.models import LabSession
 from apps.sessions.services import queue_position
 from provisioning.base import CheckResult
 
@@ -16,11 +16,6 @@ def session_json(session: LabSession) -> dict:
     passed = passed_steps(session.owner, session.lab)
     place = queue_position(session)
     message = progress_messages.translate(session.progress_message)
-    state_label = str(State(session.state).label)
-    if session.state == State.REQUESTED and place is None:
-        # Placed on a host, only not claimed by the runner yet (a fraction of a second):
-        # "Queued" would flash on every start although nothing waits.
-        state_label = str(State.STARTING.label)
     if place is not None:
         message = _(
             "All lab servers are busy: you are number %(n)d in the queue. Keep this page "
@@ -30,7 +25,7 @@ def session_json(session: LabSession) -> dict:
         "id": str(session.pk),
         "lab": session.lab_id,
         "state": session.state,
-        "state_label": state_label,
+        "state_label": session.state_label,
         "end_reason": session.end_reason,
         "end_reason_label": str(session.get_end_reason_display()) if session.end_reason else "",
         "progress": {

@@ -130,7 +130,7 @@ def _live_sessions(classroom: Classroom, ids: list[int], lab_ids: list[int], now
                 "id": str(s.pk),
                 "lab": s.lab_id,
                 "state": s.state,
-                "state_label": s.get_state_display(),
+                "state_label": s.state_label,
                 "seconds_left": s.seconds_left(now) if s.state == State.RUNNING else None,
                 "expires_at": _iso(s.expires_at),
                 "watch_url": reverse("teaching:watch", args=[classroom.pk, s.pk]),

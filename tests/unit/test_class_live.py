@@ -95,6 +95,18 @@ def test_the_grid_shows_passes_time_spent_and_who_is_in_which_lab(room, alice):
     assert [s["number"] for s in lab["steps"]] == [1, 2]
 
 
+def test_the_grid_calls_a_placed_start_starting_and_only_a_waiting_one_queued(room, alice):
+    hello = Lab.objects.get(slug="hello")
+    LabSession.objects.create(owner=alice, lab=hello, backend="docker")
+    assert [s["state_label"] for s in row_of(class_grid(room), "alice")["sessions"]] == [
+        str(State.STARTING.label)
+    ]
+    LabSession.objects.filter(owner=alice).update(backend="")
+    assert [s["state_label"] for s in row_of(class_grid(room), "alice")["sessions"]] == [
+        str(State.REQUESTED.label)
+    ]
+
+
 def test_last_active_is_the_latest_of_login_keystrokes_and_passes(room, alice):
     assert row_of(class_grid(room), "alice")["last_active"] is None
     hello = Lab.objects.get(slug="hello")
