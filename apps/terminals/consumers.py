@@ -265,7 +265,10 @@ class SessionEventsConsumer(SessionConsumerMixin, AsyncWebsocketConsumer):
 
     async def session_changed(self, event) -> None:
         with translation.override(self.language):
-            data = await database_sync_to_async(_session_data)(self.session.pk)
+            # The prompt pool: during a storm of starts or stops the sync thread is
+            # backed up, and a socket whose student has gone must still wind up within
+            # Daphne's ten seconds (it waits for the events queued before the close).
+            data = await prompt_db(_session_data)(self.session.pk)
         await self.send(text_data=json.dumps({"type": protocol.SESSION, "session": data}))
 
     async def session_marker(self, event) -> None:
