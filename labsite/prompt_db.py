@@ -26,9 +26,15 @@ _executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="db-promp
 LOCKED_RETRIES = 250
 
 
-def prompt_db(func):
-    """``database_sync_to_async`` on the prompt pool: for short reads only."""
-    return DatabaseSyncToAsync(_patient(func), thread_sensitive=False, executor=_executor)
+def _on(executor: ThreadPoolExecutor):
+    def wrap(func):
+        return DatabaseSyncToAsync(_patient(func), thread_sensitive=False, executor=executor)
+
+    return wrap
+
+
+#: ``database_sync_to_async`` on the prompt pool: for short reads only.
+prompt_db = _on(_executor)
 
 
 #: Lease renewals get their own threads: a worker that is alive must not lose its claim on
@@ -37,9 +43,8 @@ def prompt_db(func):
 _lease_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="db-lease")
 
 
-def lease_db(func):
-    """``database_sync_to_async`` on the lease pool: for the runner's lease renewals."""
-    return DatabaseSyncToAsync(_patient(func), thread_sensitive=False, executor=_lease_executor)
+#: ``database_sync_to_async`` on the lease pool: for the runner's lease renewals.
+lease_db = _on(_lease_executor)
 
 
 def _patient(func):
