@@ -75,7 +75,8 @@ import { gettext, interpolate } from './i18n.js';
 import { endMessage } from './messages.js';
 import { TerminalConnection } from './terminal.js';
 import { LabView } from './lab-view.js';
-import { api, isActive, SessionSync } from './session.js';
+import { request } from './http.js';
+import { isActive, SessionSync } from './session.js';
 import { WatchersNotice } from './watchers.js';
 
 export { TerminalConnection };
@@ -171,7 +172,7 @@ export class LabController {
 
   async start() {
     await this._action(async () => {
-      const session = await api('POST', this.startUrl);
+      const session = await request('POST', this.startUrl);
       this._disposeTerminals();
       this._clearCheckResults();
       this.sync.follow(session);

@@ -15,20 +15,10 @@
 // session is not ours to see any more (401/403/404): following stops.
 
 import { ACTIVE_STATES, MessageType } from './protocol.js';
-import { Backoff, buildWsUrl, closePolicy, readCookie, retryAfterMs } from './flow.js';
-import { gettext } from './i18n.js';
-import { apiErrorMessage } from './messages.js';
+import { Backoff, buildWsUrl, closePolicy } from './flow.js';
+import { request } from './http.js';
 
 export const POLL_MS = 5_000;
-
-export class ApiError extends Error {
-  constructor(message, status = 0, code = '', retryAfter = 0) {
-    super(message);
-    this.status = status;
-    this.code = code;
-    this.retryAfter = retryAfter; // milliseconds the server asked to wait (Retry-After)
-  }
-}
 
 export function isActive(session) {
   return !!session && ACTIVE_STATES.includes(session.state);
@@ -76,7 +66,7 @@ export class SessionSync {
 
   /** An API call on this session: `suffix` after its URL ('' for the session itself). */
   call(method, suffix = '') {
-    return api(method, this.url(suffix));
+    return request(method, this.url(suffix));
   }
 
   url(suffix = '') {
@@ -115,7 +105,7 @@ export class SessionSync {
   async _get() {
     const session = this.session;
     try {
-      this.update(await api('GET', this.url('')));
+      this.update(await request('GET', this.url('')));
     } catch (err) {
       if ((err.status === 404 || err.status === 401 || err.status === 403) && this.session && this.session.id === session.id) {
         this.stop();
@@ -205,43 +195,4 @@ export class SessionSync {
       this.onWatchers(null);
     }
   }
-}
-
-// ---------------------------------------------------------------------- the API
-
-function csrfToken() {
-  const fromCookie = readCookie(document.cookie, 'csrftoken');
-  if (fromCookie) return fromCookie;
-  const input = document.querySelector('input[name="csrfmiddlewaretoken"]');
-  return input ? input.value : '';
-}
-
-/** A JSON API call with the page's login (cookie + CSRF); throws ApiError with the server's words. */
-export async function api(method, url) {
-  const headers = { Accept: 'application/json', 'X-Requested-With': 'XMLHttpRequest' };
-  const init = { method, credentials: 'same-origin', headers };
-  if (method !== 'GET') {
-    headers['X-CSRFToken'] = csrfToken();
-    headers['Content-Type'] = 'application/json';
-    init.body = '{}';
-  }
-  let res;
-  try {
-    res = await fetch(url, init);
-  } catch {
-    throw new ApiError(gettext('Could not reach the server. Check your connection and try again.'));
-  }
-  let data = null;
-  try {
-    data = await res.json();
-  } catch {
-    data = null;
-  }
-  if (!res.ok) {
-    const e = data && data.error;
-    const code = (e && typeof e === 'object' && e.code) || '';
-    const retryAfter = retryAfterMs(res.headers.get('Retry-After'), Date.now());
-    throw new ApiError(apiErrorMessage(res.status, data), res.status, code, retryAfter);
-  }
-  return data;
 }

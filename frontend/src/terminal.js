@@ -21,9 +21,12 @@ import {
 } from './flow.js';
 import { gettext, interpolate } from './i18n.js';
 import { closedNotice, reasonText } from './messages.js';
+import { TerminalSearchBar } from './terminal-search.js';
 
 const CONNECT_TIMEOUT_MS = 15_000;
 const RESIZE_DEBOUNCE_MS = 100;
+// A selection still being dragged changes every few ms; copy once it has settled.
+const COPY_SETTLE_MS = 250;
 // Lines xterm.js keeps above the screen; a reconnect replays as many (tmux history-limit).
 export const SCROLLBACK_LINES = 10_000;
 
@@ -123,7 +126,7 @@ export class TerminalConnection {
     this._throttle = new InputThrottle({ now: now() });
     this._control = new ControlQueue({ now: now() });
     this._encoder = new TextEncoder();
-    this._timers = { reconnect: 0, countdown: 0, connect: 0, input: 0, control: 0, resize: 0, flash: 0 };
+    this._timers = { reconnect: 0, countdown: 0, connect: 0, input: 0, control: 0, resize: 0, flash: 0, copy: 0 };
     this._endMessage = '';
 
     container.classList.add('terminal-pane');
@@ -150,12 +153,14 @@ export class TerminalConnection {
     if (this.term.unicode) this.term.unicode.activeVersion = '11'; // CJK and emoji are 2 cells
     this.term.attachCustomKeyEventHandler((ev) => this._browserKey(ev));
     this.term.open(this.host);
+    this.search = new TerminalSearchBar(container, this.searchAddon, () => this.focus());
     container.terminalConnection = this; // for the page's tests and the browser console
 
     this._disposables = [
       this.term.onData((s) => this._input(this._encoder.encode(s))),
       this.term.onBinary((s) => this._input(binaryStringToBytes(s))),
       this.term.onResize(() => this._sendResize()),
+      this.term.onSelectionChange(() => this._copySelectionSoon()),
     ];
 
     this._resizeObserver = new ResizeObserver(() => {
@@ -298,14 +303,23 @@ export class TerminalConnection {
     this.term.focus();
   }
 
-  /** Find `text` in the scrollback, upwards from the last match; false if absent. */
-  findPrevious(text) {
-    return !!text && this.searchAddon.findPrevious(text);
+  /** Open the find bar, starting from the selected text if there is one. */
+  openSearch() {
+    this.search.open(this.term.getSelection());
   }
 
-  /** Find `text` downwards from the last match. */
-  findNext(text) {
-    return !!text && this.searchAddon.findNext(text);
+  /**
+   * Copy on selection, as terminals on Linux do: once the mouse has settled, the selected
+   * text goes to the clipboard (where the page may use it: HTTPS or localhost).
+   */
+  _copySelectionSoon() {
+    this._clearTimer('copy');
+    if (!this.term.hasSelection() || !navigator.clipboard) return;
+    this._timers.copy = setTimeout(() => {
+      this._timers.copy = 0;
+      const text = this.term.getSelection();
+      if (text) navigator.clipboard.writeText(text).catch(() => {});
+    }, COPY_SETTLE_MS);
   }
 
   /** False: the browser (not xterm.js) handles the key (see browserKey). */
@@ -321,12 +335,7 @@ export class TerminalConnection {
     }
     if (action === 'find') {
       ev.preventDefault();
-      const text = window.prompt(gettext('Find in the terminal'), this._lastSearch || '');
-      if (text) {
-        this._lastSearch = text;
-        if (!this.findPrevious(text)) this._flash(gettext('Not found in the terminal.'));
-      }
-      this.focus();
+      if (ev.type === 'keydown') this.openSearch();
       return false;
     }
     return true;
@@ -339,6 +348,7 @@ export class TerminalConnection {
     this._resizeObserver.disconnect();
     window.removeEventListener('online', this._onOnline);
     for (const d of this._disposables) d.dispose();
+    this.search.dispose();
     this.term.dispose();
     this.container.replaceChildren();
     this.state = 'disposed';

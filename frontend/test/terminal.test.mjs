@@ -16,10 +16,14 @@ const fakes = {
     onData() { return { dispose() {} }; }
     onBinary() { return { dispose() {} }; }
     onResize() { return { dispose() {} }; }
+    onSelectionChange() { return { dispose() {} }; }
     write(data, done) { if (done) done(); }
   }`),
   '@xterm/addon-fit': module('export class FitAddon { fit() {} }'),
-  '@xterm/addon-search': module('export class SearchAddon { findNext() { return true; } findPrevious() { return true; } }'),
+  '@xterm/addon-search': module(`export class SearchAddon {
+    findNext() { return true; } findPrevious() { return true; } clearDecorations() {}
+    get onDidChangeResults() { return () => ({ dispose() {} }); }
+  }`),
   '@xterm/addon-web-links': module('export class WebLinksAddon {}'),
   '@xterm/addon-unicode11': module('export class Unicode11Addon {}'),
 };
@@ -53,6 +57,10 @@ class FakeElement {
   append(...children) {
     this.children.push(...children);
   }
+  addEventListener() {}
+  remove() {}
+  focus() {}
+  select() {}
   replaceChildren(...children) {
     this.children = children;
   }

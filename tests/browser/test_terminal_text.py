@@ -1,9 +1,12 @@
 """The student's terminal as text: scrollback in order (before and after a reload), a
-full-screen program redrawn after a reload, underscores visible at device pixel ratio 1,
-and the prompt inside the viewport. One lab start for the whole module."""
+full-screen program redrawn after a reload, the find bar, copy on selection, underscores,
+descenders and Chinese wide characters drawn whole at device pixel ratios 1 and 2, and the
+prompt inside the viewport. One lab start for the whole module."""
 
 from __future__ import annotations
 
+import base64
+import re
 import struct
 import zlib
 
@@ -32,6 +35,7 @@ def lab_page(browser, live_site):
     """One student's page with a running lab (device pixel ratio 1), shared by the tests."""
     client = docker.from_env()
     context = browser.new_context(viewport={"width": 1366, "height": 768}, device_scale_factor=1)
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_site)
     page = context.new_page()
     log_in(page, live_site)
     page.goto(live_site + LAB)
@@ -146,24 +150,126 @@ def test_vim_is_redrawn_after_a_reload(lab_page):
     assert page.evaluate(BUFFER_JS)["type"] == "normal"
 
 
-def test_the_underscore_is_visible_at_device_pixel_ratio_1(lab_page):
+def test_the_find_bar_walks_the_matches_of_the_scrollback(lab_page):
     page = lab_page
-    run(page, "clear; echo x86_64", "x86_64")
+    run(page, "clear; for i in 1 2 3; do echo needle-$i; seq 400; done; echo hay-done", "hay-done")
+    page.keyboard.press("Control+Shift+F")
+    bar = page.locator(".terminal-search")
+    bar.wait_for(state="visible")
+    assert page.evaluate("document.activeElement.classList.contains('terminal-search-input')")
+    page.keyboard.type("needle-")
+    count = page.locator(".terminal-search-count")
+    # Typing finds the newest match first (output grows downwards) and counts them all.
+    page.wait_for_function(
+        "document.querySelector('.terminal-search-count').innerText.includes('3')"
+    )
+    assert numbers(count.inner_text()) == [3, 3]
+    assert "needle-3" in visible_rows(page)
+    page.keyboard.press("Enter")  # Enter goes up, to the older match
+    page.wait_for_function(
+        "document.querySelector('.terminal-search-count').innerText.match(/2\\D+3/)"
+    )
+    assert "needle-2" in visible_rows(page) and "needle-3" not in visible_rows(page)
+    page.keyboard.press("Shift+Enter")  # and Shift+Enter back down
+    page.wait_for_function(
+        "document.querySelector('.terminal-search-count').innerText.match(/3\\D+3/)"
+    )
+    page.keyboard.press("Control+A")
+    page.keyboard.type("no-such-text")
+    page.wait_for_function("document.querySelector('.terminal-search').dataset.found === 'no'")
+    # Esc closes the bar and gives the keyboard back to the shell.
+    page.keyboard.press("Escape")
+    bar.wait_for(state="hidden")
+    page.keyboard.type("echo typed-$((40+2))\n")
+    wait_for_line(page, "typed-42")
+
+
+def test_a_selection_is_copied_to_the_clipboard(lab_page):
+    page = lab_page
+    run(page, "clear; echo copy-me-$((6*7))", "copy-me-42")
+    page.evaluate("navigator.clipboard.writeText('')")
     buffer = page.evaluate(BUFFER_JS)
-    row = buffer["lines"].index("x86_64") - buffer["viewportY"]
+    row = buffer["lines"].index("copy-me-42") - buffer["viewportY"]
     box = page.locator(".xterm-screen").bounding_box()
     cell_w, cell_h = box["width"] / buffer["cols"], box["height"] / buffer["rows"]
-    # The cell of "_" (column 3), the lower 45 % of it, away from its neighbours' edges.
-    clip = {
-        "x": box["x"] + 3 * cell_w + 1, "y": box["y"] + row * cell_h + cell_h * 0.55,
-        "width": max(1.0, cell_w - 2), "height": cell_h * 0.45,
-    }  # fmt: skip
-    pixels = decode_png(page.screenshot(clip=clip))
+    y = box["y"] + (row + 0.5) * cell_h
+    page.mouse.move(box["x"] + 0.3 * cell_w, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 10.7 * cell_w, y, steps=5)  # ten cells: "copy-me-42"
+    page.mouse.up()
+    page.wait_for_function("navigator.clipboard.readText().then((t) => t === 'copy-me-42')")
+
+
+def test_underscores_descenders_and_chinese_are_drawn_whole(lab_page):
+    """At device pixel ratio 1 and again at 2: the underscore of x86_64 and the tails of
+    g, j, p, q, y are inside their rows, and a Chinese character covers both of its cells."""
+    page = lab_page
+    cdp = page.context.new_cdp_session(page)
+    try:
+        for ratio in (1, 2):
+            cdp.send(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": 1366, "height": 768, "deviceScaleFactor": ratio, "mobile": False},
+            )
+            page.wait_for_timeout(300)  # xterm.js re-renders for the new ratio
+            run(page, f"clear; echo x86_64; echo gjpqy; echo 汉字测试-{ratio}", f"汉字测试-{ratio}")
+            assert_drawn_whole(page, cdp, ratio)
+    finally:
+        cdp.send("Emulation.clearDeviceMetricsOverride")
+        cdp.detach()
+        page.wait_for_timeout(300)
+
+
+def assert_drawn_whole(page, cdp, ratio: int) -> None:
+    buffer = page.evaluate(BUFFER_JS)
+    box = page.locator(".xterm-screen").bounding_box()
+    scroll = page.evaluate("[window.scrollX, window.scrollY]")
+    cell_w, cell_h = box["width"] / buffer["cols"], box["height"] / buffer["rows"]
+
+    def lit_in(row: int, col: float, width: float, top: float, height: float) -> int:
+        # Through CDP, as Playwright's screenshots do not know of the emulated ratio; its
+        # clip is in page coordinates, in CSS pixels, and the image in device pixels.
+        clip = {
+            "x": scroll[0] + box["x"] + col * cell_w + 1,
+            "y": scroll[1] + box["y"] + (row + top) * cell_h,
+            "width": max(1.0, width * cell_w - 2), "height": height * cell_h, "scale": 1,
+        }  # fmt: skip
+        shot = cdp.send("Page.captureScreenshot", {"format": "png", "clip": clip})
+        return len(lit_pixels(decode_png(base64.b64decode(shot["data"]))))
+
+    def row_of(text: str) -> int:
+        return buffer["lines"].index(text) - buffer["viewportY"]
+
+    stroke = max(3, int(cell_w * 0.5)) * ratio
+    underscore = lit_in(row_of("x86_64"), 3, 1, 0.55, 0.45)
+    assert underscore >= stroke, f"underscore invisible at {ratio}x: {underscore} lit pixels"
+    tails = lit_in(row_of("gjpqy"), 0, 5, 0.72, 0.28)  # below the baseline
+    assert tails >= 5 * stroke, f"descenders cut off at {ratio}x: {tails} lit pixels"
+    chinese = row_of(f"汉字测试-{ratio}")
+    # "汉" is two cells wide: ink in its left cell and in its right one, and the next
+    # character starts two cells on (xterm.js's unicode 11 widths).
+    assert lit_in(chinese, 0, 1, 0.1, 0.8) > stroke and lit_in(chinese, 1, 1, 0.1, 0.8) > stroke
+    assert page.evaluate(
+        """(row) => { const t = document.querySelector('.terminal-pane').terminalConnection.term;
+          const line = t.buffer.active.getLine(row + t.buffer.active.viewportY);
+          const cell = (i) => line.getCell(i);
+          return [cell(0).getWidth(), cell(1).getWidth(), cell(2).getChars()]; }""",
+        chinese,
+    ) == [2, 0, "字"]
+
+
+def lit_pixels(pixels: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+    """Pixels clearly brighter than the terminal's background (#0d1117)."""
     background = (0x0D, 0x11, 0x17)
-    lit = [p for p in pixels if sum(abs(a - b) for a, b in zip(p, background, strict=False)) > 90]
-    assert len(lit) >= max(3, int(cell_w * 0.5)), f"underscore invisible: {len(lit)} lit pixels"
-    # (Measured: with lineHeight 1.0 the same clip has 0 lit pixels, the underscore
-    # drawn below the row; with 1.2 a whole stroke.)
+    return [p for p in pixels if sum(abs(a - b) for a, b in zip(p, background, strict=False)) > 90]
+
+
+def numbers(text: str) -> list[int]:
+    return [int(n) for n in re.findall(r"\d+", text)]
+
+
+def visible_rows(page) -> str:
+    return page.inner_text(".xterm-rows")
 
 
 @pytest.mark.parametrize("size", [(1366, 768), (390, 844)])

@@ -3,7 +3,7 @@
 // banner when the files change on disk meanwhile. Nothing typed is ever thrown away by the
 // page: a refused save keeps the text where it is.
 import { createEditor } from './codemirror.js';
-import { request } from './http.js';
+import { request } from '../http.js';
 
 const PREVIEW_DELAY_MS = 350;
 const DISK_POLL_MS = 15000;

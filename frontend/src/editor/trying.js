@@ -1,7 +1,7 @@
 // *Try it*: run a step's check text as it is in the editor (saved or not) in the author's own
 // sandbox of the lab. Without a running session the page offers *Start this lab* (the API's
 // start endpoint, as the lab page uses it) and follows the session until it runs.
-import { request } from './http.js';
+import { request } from '../http.js';
 
 const SESSION_POLL_MS = 1500;
 const LIVE = new Set(['requested', 'starting', 'running']);

@@ -1,7 +1,7 @@
 // *Validate*: the server runs the lab validator on the saved lab in a fresh sandbox (each
 // step: its check must fail, its .solve run, then its check pass). The page polls the run's
 // row once a second, shows the steps done so far, then the report with broken steps named.
-import { request } from './http.js';
+import { request } from '../http.js';
 
 const POLL_MS = 1000;
 
